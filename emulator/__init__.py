@@ -1,0 +1,1 @@
+"""Mainframe data set emulator: Hercules DASD images, VTOCs, PDS, records."""

@@ -1,0 +1,156 @@
+"""The image interface: whole tracks in, whole tracks out, inside transactions.
+
+Every image kind (plain CKD, split CKD, CCKD, CCKD64) implements :class:`DasdImage`.
+Higher layers never see file offsets: they read and write track images (HA, R0,
+records, end marker) addressed by absolute track number ``trk = cyl*heads + head``.
+
+Writes are buffered per transaction.  ``with image.transaction():`` commits all of a
+caller's writes or none of them (see ``emulator.image.journal``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import OrderedDict
+from collections.abc import Iterator
+
+from emulator.errors import ConflictError, FormatError
+from emulator.geometry import Device
+
+CACHE_TRACKS = 256
+
+
+class DasdImage:
+    """A CKD volume image.  Subclasses implement ``_read_raw`` and ``_commit_tracks``."""
+
+    kind = "?"
+
+    def __init__(
+        self, path: str | os.PathLike, device: Device, cyls: int, trksize: int, writable: bool
+    ):
+        self.path = os.fspath(path)
+        self.device = device
+        self.heads = device.heads
+        self.cyls = cyls
+        self.trksize = trksize
+        self.writable = writable
+        self._pending: dict[int, bytes] = {}
+        self._depth = 0
+        self._poisoned = False
+        self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self.closed = False
+
+    # -- geometry -------------------------------------------------------------------
+    @property
+    def total_tracks(self) -> int:
+        return self.cyls * self.heads
+
+    def cchh(self, trk: int) -> tuple[int, int]:
+        return divmod(trk, self.heads)
+
+    def where(self, trk: int) -> str:
+        cyl, head = divmod(trk, self.heads)
+        return f"track {cyl}/{head}"
+
+    def _check_trk(self, trk: int) -> None:
+        if not 0 <= trk < self.total_tracks:
+            cyl, head = divmod(trk, self.heads) if trk >= 0 else (trk, 0)
+            raise FormatError(
+                f"track {cyl}/{head} is outside the volume ({self.cyls} cylinders of {self.heads} tracks)",
+                self.path,
+            )
+
+    # -- reading --------------------------------------------------------------------
+    def read_track(self, trk: int) -> bytes:
+        """The track image of absolute track ``trk``, up to and including its end marker."""
+        self._check_trk(trk)
+        if trk in self._pending:
+            return self._pending[trk]
+        hit = self._cache.get(trk)
+        if hit is not None:
+            self._cache.move_to_end(trk)
+            return hit
+        data = self._read_raw(trk)
+        self._cache[trk] = data
+        if len(self._cache) > CACHE_TRACKS:
+            self._cache.popitem(last=False)
+        return data
+
+    def _read_raw(self, trk: int) -> bytes:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- writing --------------------------------------------------------------------
+    def write_track(self, trk: int, image: bytes) -> None:
+        """Stage a new image for ``trk``; it reaches the file when the transaction commits."""
+        if not self.writable:
+            raise ConflictError("image is open read-only", self.path)
+        if self._poisoned:
+            raise ConflictError(
+                "an earlier write in this transaction failed; it must be rolled back", self.path
+            )
+        self._check_trk(trk)
+        from emulator.image.check import check_track_image  # local: avoids an import cycle
+
+        check_track_image(image, trk, self.heads, self.trksize, self.path)
+        self._pending[trk] = bytes(image)
+        if self._depth == 0:
+            self.commit()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[DasdImage]:
+        """All writes inside the block reach the file together, or none do."""
+        self._depth += 1
+        try:
+            yield self
+        except BaseException:
+            self._depth -= 1
+            if self._depth == 0:
+                self.rollback()
+            else:
+                self._poisoned = True
+            raise
+        self._depth -= 1
+        if self._depth == 0:
+            if self._poisoned:
+                self.rollback()
+                raise ConflictError("transaction rolled back after an inner failure", self.path)
+            self.commit()
+
+    def commit(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        try:
+            self._commit_tracks(pending)
+        finally:
+            self._cache.clear()
+
+    def rollback(self) -> None:
+        self._pending.clear()
+        self._poisoned = False
+        self._cache.clear()
+
+    def _commit_tracks(self, tracks: dict[int, bytes]) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    # -- lifetime -------------------------------------------------------------------
+    def close(self) -> None:
+        if self.closed:
+            return
+        if self._pending and self._depth == 0:
+            self.commit()
+        self._close()
+        self.closed = True
+
+    def _close(self) -> None:
+        pass
+
+    def __enter__(self) -> DasdImage:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path} {self.device.name} {self.cyls} cyl>"

@@ -1,0 +1,213 @@
+"""Plain (uncompressed) CKD images, single-file or split (FORMATS.md 1.1-1.5).
+
+Track *t* of a piece starts at ``512 + (t - first_track_of_piece) * trksize``.  A
+volume over 2 GiB is split into ``name_1.ext``, ``name_2.ext`` ... as ``dasdinit``
+makes them; each piece has its own header (dh_fileseq 1, 2, ...; dh_highcyl = last
+cylinder held, 0 in the last piece).
+"""
+
+from __future__ import annotations
+
+import os
+
+from emulator.errors import FormatError
+from emulator.geometry import Device
+from emulator.image.base import DasdImage
+from emulator.image.journal import apply_writes
+from emulator.layouts import parse_at
+from emulator.layouts.ckd import DEVHDR_SIZE, DeviceHeader
+
+MAX_FILE = 0x7FFFFFFF  # dasdinit's limit per piece without -lfs
+SEQ_CHARS = "123456789ABCDEFGHIJKLMNOPQR"
+
+
+def max_cyls_per_file(trksize: int, heads: int) -> int:
+    """Cylinders per piece of a split volume (3390: 2519)."""
+    return (MAX_FILE - DEVHDR_SIZE + 1) // (trksize * heads)
+
+
+def piece_name(path: str, seq: int) -> str:
+    """File name of piece ``seq`` (1-based) of the volume named ``path``."""
+    folder, base = os.path.split(path)
+    stem, dot, ext = base.partition(".")
+    if len(stem) >= 2 and stem[-2] == "_" and stem[-1] in SEQ_CHARS:
+        stem = stem[:-1] + SEQ_CHARS[seq - 1]
+    else:
+        stem = f"{stem}_{SEQ_CHARS[seq - 1]}"
+    return os.path.join(folder, stem + dot + ext)
+
+
+def header_bytes(
+    device: Device, trksize: int, fileseq: int, highcyl: int, devid: bytes = b"CKD_P370"
+) -> bytes:
+    return DeviceHeader.build(
+        dict(
+            dh_devid=devid,
+            dh_heads=device.heads,
+            dh_trksize=trksize,
+            dh_devtyp=device.code,
+            dh_fileseq=fileseq,
+            dh_highcyl=highcyl,
+            dh_serial=bytes(12),
+            reserved=bytes(480),
+        )
+    )
+
+
+class CkdImage(DasdImage):
+    """An uncompressed CKD image: one file, or the pieces of a split volume."""
+
+    kind = "ckd"
+
+    def __init__(
+        self,
+        path: str,
+        device: Device,
+        pieces: list[tuple[str, int, int]],
+        trksize: int,
+        writable: bool,
+    ):
+        # pieces: (file name, first cylinder, cylinder count)
+        cyls = sum(n for _, _, n in pieces)
+        super().__init__(path, device, cyls, trksize, writable)
+        self.pieces = pieces
+        self._files = [open(name, "r+b" if writable else "rb") for name, _, _ in pieces]  # noqa: SIM115
+
+    @property
+    def files(self) -> list[str]:
+        return [name for name, _, _ in self.pieces]
+
+    def _locate(self, trk: int) -> tuple[int, int]:
+        cyl = trk // self.heads
+        for idx, (_, first, count) in enumerate(self.pieces):
+            if first <= cyl < first + count:
+                return idx, DEVHDR_SIZE + (trk - first * self.heads) * self.trksize
+        raise FormatError(
+            f"track {divmod(trk, self.heads)} is in no piece of the volume", self.path
+        )
+
+    def _read_raw(self, trk: int) -> bytes:
+        idx, offset = self._locate(trk)
+        fh = self._files[idx]
+        fh.seek(offset)
+        slot = fh.read(self.trksize)
+        if len(slot) != self.trksize:
+            raise FormatError(
+                f"{self.where(trk)}: file ends inside the track slot at offset {offset}",
+                self.pieces[idx][0],
+            )
+        from emulator.track import track_length
+
+        try:
+            return slot[: track_length(slot)]
+        except FormatError as exc:
+            raise exc.located(self.pieces[idx][0], self.where(trk)) from None
+
+    def _commit_tracks(self, tracks: dict[int, bytes]) -> None:
+        writes = []
+        for trk, image in sorted(tracks.items()):
+            idx, offset = self._locate(trk)
+            writes.append((idx, offset, image + bytes(self.trksize - len(image))))
+        for fh in self._files:
+            fh.flush()
+        apply_writes(self.files, writes)
+
+    def read_slot(self, trk: int) -> bytes:
+        """The raw track slot bytes, padding included (for byte-level comparisons)."""
+        idx, offset = self._locate(trk)
+        fh = self._files[idx]
+        fh.seek(offset)
+        return fh.read(self.trksize)
+
+    def _close(self) -> None:
+        for fh in self._files:
+            fh.close()
+
+
+def open_ckd(path: str, header: dict, device: Device, writable: bool) -> CkdImage:
+    """Open a plain image whose first header is already parsed; finds split pieces."""
+    trksize, heads = header.dh_trksize, header.dh_heads
+    if header.dh_fileseq == 0:
+        names = [path]
+    else:
+        if header.dh_fileseq != 1:
+            raise FormatError(
+                f"this is piece {header.dh_fileseq} of a split volume; open the first piece", path
+            )
+        names = [path]
+        hdr = header
+        while hdr.dh_highcyl != 0:
+            nxt = piece_name(path, len(names) + 1)
+            if not os.path.exists(nxt):
+                raise FormatError(f"split volume piece {os.path.basename(nxt)} is missing", path)
+            with open(nxt, "rb") as fh:
+                hdr = parse_at(DeviceHeader, fh.read(DEVHDR_SIZE), 0, "device header", nxt)
+            if (
+                hdr.dh_fileseq != len(names) + 1
+                or hdr.dh_trksize != trksize
+                or hdr.dh_heads != heads
+            ):
+                raise FormatError("split piece does not continue the volume", nxt)
+            names.append(nxt)
+            if len(names) > len(SEQ_CHARS):
+                raise FormatError("split volume has too many pieces", path)
+    pieces = []
+    first = 0
+    for name in names:
+        size = os.path.getsize(name)
+        body = size - DEVHDR_SIZE
+        if body < 0 or body % (trksize * heads):
+            raise FormatError(
+                f"file size {size} is not 512 + a whole number of {heads}-track cylinders of {trksize} bytes",
+                name,
+            )
+        count = body // (trksize * heads)
+        pieces.append((name, first, count))
+        first += count
+    return CkdImage(path, device, pieces, trksize, writable)
+
+
+__all__ = ["CkdImage", "open_ckd", "piece_name", "max_cyls_per_file", "header_bytes"]
+
+
+def create_ckd(path: str, device: Device, cyls: int) -> CkdImage:
+    """Write a new plain image of null tracks (split over 2 GiB, as dasdinit does)."""
+    from emulator.track import null_track
+
+    trksize = device.trksize
+    per_file = max_cyls_per_file(trksize, device.heads)
+    if cyls <= per_file:
+        layout = [(path, 0, cyls)]
+    else:
+        layout = []
+        first = 0
+        seq = 1
+        while first < cyls:
+            count = min(per_file, cyls - first)
+            layout.append((piece_name(path, seq), first, count))
+            first += count
+            seq += 1
+    created: list[str] = []
+    try:
+        for seq, (name, first, count) in enumerate(layout, start=1):
+            if os.path.exists(name):
+                from emulator.errors import ConflictError
+
+                raise ConflictError("image file already exists", name)
+            last = first + count - 1
+            fileseq = 0 if len(layout) == 1 else seq
+            highcyl = 0 if last == cyls - 1 else last
+            with open(name, "wb") as fh:
+                created.append(name)
+                fh.write(header_bytes(device, trksize, fileseq, highcyl))
+                for cyl in range(first, first + count):
+                    cylinder = bytearray(trksize * device.heads)
+                    for head in range(device.heads):
+                        img = null_track(cyl, head)
+                        cylinder[head * trksize : head * trksize + len(img)] = img
+                    fh.write(cylinder)
+    except BaseException:
+        for name in created:
+            os.unlink(name)
+        raise
+    return CkdImage(layout[0][0], device, layout, trksize, writable=True)
