@@ -129,6 +129,7 @@ def open_ckd(path: str, header: dict, device: Device, writable: bool) -> CkdImag
     trksize, heads = header.dh_trksize, header.dh_heads
     if header.dh_fileseq == 0:
         names = [path]
+        highcyls = [header.dh_highcyl]
     else:
         if header.dh_fileseq != 1:
             raise FormatError(
@@ -136,7 +137,11 @@ def open_ckd(path: str, header: dict, device: Device, writable: bool) -> CkdImag
             )
         names = [path]
         hdr = header
+        highcyls = [hdr.dh_highcyl]
         while hdr.dh_highcyl != 0:
+            # Bounded: a chain of headers that never ends runs out of piece names.
+            if len(names) >= len(SEQ_CHARS):
+                raise FormatError("split volume has too many pieces", path)
             nxt = piece_name(path, len(names) + 1)
             if not os.path.exists(nxt):
                 raise FormatError(f"split volume piece {os.path.basename(nxt)} is missing", path)
@@ -146,14 +151,15 @@ def open_ckd(path: str, header: dict, device: Device, writable: bool) -> CkdImag
                 hdr.dh_fileseq != len(names) + 1
                 or hdr.dh_trksize != trksize
                 or hdr.dh_heads != heads
+                or hdr.dh_devid != header.dh_devid
+                or hdr.dh_devtyp != header.dh_devtyp
             ):
                 raise FormatError("split piece does not continue the volume", nxt)
             names.append(nxt)
-            if len(names) > len(SEQ_CHARS):
-                raise FormatError("split volume has too many pieces", path)
+            highcyls.append(hdr.dh_highcyl)
     pieces = []
     first = 0
-    for name in names:
+    for name, highcyl in zip(names, highcyls, strict=True):
         size = os.path.getsize(name)
         body = size - DEVHDR_SIZE
         if body < 0 or body % (trksize * heads):
@@ -162,6 +168,15 @@ def open_ckd(path: str, header: dict, device: Device, writable: bool) -> CkdImag
                 name,
             )
         count = body // (trksize * heads)
+        if count == 0:
+            raise FormatError("file holds no cylinders, only a device header", name)
+        # As Hercules: a non-zero dh_highcyl must be the last cylinder the piece holds.
+        if highcyl != 0 and highcyl != first + count - 1:
+            raise FormatError(
+                f"device header says the file ends at cylinder {highcyl}, its size says "
+                f"{first + count - 1}",
+                name,
+            )
         pieces.append((name, first, count))
         first += count
     return CkdImage(path, device, pieces, trksize, writable)

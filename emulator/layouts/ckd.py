@@ -40,7 +40,7 @@ DeviceHeader = cs.Struct(
 )
 
 
-def _cdh32(i16, i32):
+def _cdh32(i16, i32, cyls):
     return cs.Struct(
         "cdh_vrm" / cs.Bytes(3),
         "cdh_opts" / cs.Int8ub,
@@ -53,7 +53,7 @@ def _cdh32(i16, i32):
         "free_largest" / i32,
         "free_num" / i32,
         "free_imbed" / i32,
-        "cdh_cyls" / i32,
+        "cdh_cyls" / cyls,
         "cdh_nullfmt" / cs.Int8ub,
         "cmp_algo" / cs.Int8ub,
         "cmp_parm" / i16,
@@ -67,7 +67,7 @@ def _cdh64(i16, i32, i64, s64):
         "cdh_opts" / cs.Int8ub,
         "num_L1tab" / i32,
         "num_L2tab" / i32,
-        "cdh_cyls" / i32,
+        "cdh_cyls" / cs.Int32ul,
         "cdh_size" / i64,
         "cdh_used" / i64,
         "free_off" / i64,
@@ -82,9 +82,12 @@ def _cdh64(i16, i32, i64, s64):
     )
 
 
-#: Compressed device header at file offset 512: (32-bit, little/big), (64-bit, little/big)
-CDH32_LE = _cdh32(cs.Int16sl, cs.Int32ul)
-CDH32_BE = _cdh32(cs.Int16sb, cs.Int32ub)
+#: Compressed device header at file offset 512: (32-bit, little/big), (64-bit, little/big).
+#: In a big-endian file (cdh_opts X'02') every numeric field is big-endian except
+#: cdh_cyls: Hercules keeps it as a byte array always stored little-endian
+#: (STORE_LE_FW/FETCH_LE_FW; cckd_swapend_chdr leaves it alone).
+CDH32_LE = _cdh32(cs.Int16sl, cs.Int32ul, cs.Int32ul)
+CDH32_BE = _cdh32(cs.Int16sb, cs.Int32ub, cs.Int32ul)
 CDH64_LE = _cdh64(cs.Int16sl, cs.Int32ul, cs.Int64ul, cs.Int64sl)
 CDH64_BE = _cdh64(cs.Int16sb, cs.Int32ub, cs.Int64ub, cs.Int64sb)
 
@@ -96,6 +99,22 @@ L2ENT64_LE = cs.Struct(
 L2ENT64_BE = cs.Struct(
     "trkoff" / cs.Int64ub, "len" / cs.Int16ub, "size" / cs.Int16ub, "pad" / cs.Int32ub
 )
+
+
+#: Free-space entry (FORMATS.md 2.6): {offset of a free space (old chained form: of
+#: the next one), its length}; entry 0 of the FREE_BLK form starts with FREE_MAGIC.
+FREEBLK32_LE = cs.Struct("fb_offnxt" / cs.Int32ul, "fb_len" / cs.Int32ul)
+FREEBLK32_BE = cs.Struct("fb_offnxt" / cs.Int32ub, "fb_len" / cs.Int32ub)
+FREEBLK64_LE = cs.Struct("fb_offnxt" / cs.Int64ul, "fb_len" / cs.Int64ul)
+FREEBLK64_BE = cs.Struct("fb_offnxt" / cs.Int64ub, "fb_len" / cs.Int64ub)
+FREE_MAGIC = b"FREE_BLK"
+
+
+def freeblk_layout(cckd64: bool, bigend: bool) -> cs.Struct:
+    """The free-space entry declaration for this file's width and byte order."""
+    if cckd64:
+        return FREEBLK64_BE if bigend else FREEBLK64_LE
+    return FREEBLK32_BE if bigend else FREEBLK32_LE
 
 
 def cdh_layout(cckd64: bool, bigend: bool) -> cs.Struct:

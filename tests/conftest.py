@@ -1,0 +1,48 @@
+"""Shared fixtures: the third-party sample folder and the Hercules oracle."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+REAL_FIXTURES = REPO.parent / "shared" / "fixtures" / "real"
+
+# tests/oracle.py is imported as a plain module by the test files ("from oracle import ...").
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
+
+import oracle  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def real_fixtures() -> Path:
+    """The read-only folder of real third-party samples (never copied into the project)."""
+    if not REAL_FIXTURES.is_dir():
+        pytest.skip("third-party fixtures folder ../shared/fixtures/real is absent")
+    return REAL_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def hercules():
+    """The oracle helper module; skips the test when the Hercules utilities are absent."""
+    if not oracle.have_hercules():
+        pytest.skip("Hercules utilities not installed")
+    return oracle
+
+
+@pytest.fixture(scope="session")
+def fixture_volumes() -> dict[str, Path]:
+    """Test volumes built by tools/make_fixtures.py (cached in .fixtures-cache/):
+    {"ours.3390", "ours.cckd", "ours-bz2.cckd", and with Hercules "herc.3390",
+    "herc.cckd", "dasdinit.3390"} -> path.  Shared by all tests: copy before writing."""
+    spec = importlib.util.spec_from_file_location(
+        "make_fixtures", REPO / "tools" / "make_fixtures.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.build()
