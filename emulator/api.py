@@ -25,34 +25,22 @@ from dataclasses import dataclass
 
 from emulator.codepage import DEFAULT as DEFAULT_CODEPAGE
 from emulator.errors import ConflictError, EmulatorError, FormatError, NotFoundError
-from emulator.volume.dscb import DatasetInfo
+from emulator.volume.dscb import DatasetInfo, validate_dsname
 from emulator.volume.volume import Volume
-
-_QUAL = r"[A-Z@#$][A-Z0-9@#$-]{0,7}"
-_DSN_RE = re.compile(rf"^{_QUAL}(\.{_QUAL})*$")
-_MEMBER_RE = re.compile(r"^[A-Z@#$][A-Z0-9@#$]{0,7}$")
 
 
 def parse_dsn(text: str) -> tuple[str, str | None]:
     """``'SYS1.MACLIB(GETMAIN)'`` -> ``("SYS1.MACLIB", "GETMAIN")``; validates both names."""
+    from emulator.pds.directory import validate_name
+
     raw = text.strip()
     if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
         raw = raw[1:-1]
-    raw = raw.upper()
     member = None
     match = re.fullmatch(r"([^()]+)\(([^()]*)\)", raw)
     if match:
-        raw, member = match.group(1), match.group(2)
-        if not _MEMBER_RE.match(member):
-            raise FormatError(
-                f"invalid member name {member!r} (1-8 characters A-Z 0-9 @ # $, not starting with a digit)"
-            )
-    if len(raw) > 44 or not _DSN_RE.match(raw):
-        raise FormatError(
-            f"invalid data set name {raw!r} (qualifiers of 1-8 characters A-Z 0-9 @ # $ -, "
-            "starting with a letter or @ # $; 44 characters at most)"
-        )
-    return raw, member
+        raw, member = match.group(1), validate_name(match.group(2))
+    return validate_dsname(raw), member
 
 
 def open_volume(path: str | os.PathLike, writable: bool = False) -> Volume:
@@ -196,6 +184,37 @@ def _to_records(
     return [bytes(r) for r in data]
 
 
+def _dataset_for_write(
+    vol: Volume,
+    dsname: str,
+    member: str | None,
+    dcb: Dcb | None,
+    space: tuple[str, int, int] | None,
+    dirblks: int,
+) -> DatasetInfo:
+    """The data set a write goes to, allocated from ``dcb`` and ``space`` when missing."""
+    try:
+        return vol.dataset(dsname)
+    except NotFoundError:
+        if dcb is None or space is None:
+            raise NotFoundError(
+                f"data set {dsname} does not exist; give DCB and space attributes to allocate it",
+                vol.path,
+                vol.volser,
+            ) from None
+    dsorg = "PO" if member is not None else dcb.dsorg
+    return vol.allocate(
+        dsname,
+        dsorg=dsorg,
+        recfm=dcb.recfm,
+        lrecl=dcb.lrecl,
+        blksize=dcb.blksize,
+        keylen=dcb.keylen,
+        space=space,
+        dirblks=dirblks or (5 if dsorg == "PO" else 0),
+    )
+
+
 def write(
     vol: Volume,
     dsn_text: str,
@@ -216,26 +235,7 @@ def write(
 
     dsname, member = parse_dsn(dsn_text)
     with vol.transaction():
-        try:
-            info = vol.dataset(dsname)
-        except NotFoundError:
-            if dcb is None or space is None:
-                raise NotFoundError(
-                    f"data set {dsname} does not exist; give DCB and space attributes to allocate it",
-                    vol.path,
-                    vol.volser,
-                ) from None
-            dsorg = "PO" if member is not None else dcb.dsorg
-            info = vol.allocate(
-                dsname,
-                dsorg=dsorg,
-                recfm=dcb.recfm,
-                lrecl=dcb.lrecl,
-                blksize=dcb.blksize,
-                keylen=dcb.keylen,
-                space=space,
-                dirblks=dirblks or (5 if dsorg == "PO" else 0),
-            )
+        info = _dataset_for_write(vol, dsname, member, dcb, space, dirblks)
         records = _to_records(info, data, text, codepage)
         if member is not None:
             if info.dsorg_raw & 0x0200 == 0:
@@ -250,6 +250,33 @@ def write(
                 raise FormatError(f"{dsname} is partitioned: name a member", vol.path, vol.volser)
             io.write_records(vol, info, records)
     return vol.dataset(dsname)
+
+
+def write_bytes(
+    vol: Volume,
+    dsn_text: str,
+    data: bytes,
+    dcb: Dcb | None = None,
+    space: tuple[str, int, int] | None = None,
+    dirblks: int = 0,
+    userid: str = "IBMUSER",
+) -> DatasetInfo:
+    """Replace a data set's or member's content with a byte stream cut into records.
+
+    The stream is cut by the RECFM of the data set (of the new one, from ``dcb``, when
+    it is allocated here as :func:`write` does), as
+    :func:`emulator.dataset.records.split_bytes` does it: F/FB/FBS into LRECL-byte
+    records with the last padded with X'00' (what Hercules ``dasdload`` SEQ does), V/VB
+    into records of LRECL-4 data bytes (LRECL=X: 32752), U into BLKSIZE-byte blocks.
+    Empty data leaves an empty data set (or member).  One transaction.
+    """
+    from emulator.dataset.records import split_bytes
+
+    dsname, member = parse_dsn(dsn_text)
+    with vol.transaction():
+        info = _dataset_for_write(vol, dsname, member, dcb, space, dirblks)
+        records = split_bytes(info.recfm_raw, info.lrecl, info.blksize, data)
+        return write(vol, dsn_text, records, dcb=dcb, space=space, dirblks=dirblks, userid=userid)
 
 
 class DatasetFile:
@@ -441,6 +468,7 @@ __all__ = [
     "read_bytes",
     "read_text",
     "write",
+    "write_bytes",
     "list_datasets",
     "list_members",
     "allocate",

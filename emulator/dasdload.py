@@ -25,7 +25,9 @@ malformed names); a data set that outgrows its primary space gets secondary exte
 (dasdload stops); TEXT keeps the last character of a final line without a newline
 (dasdload drops it) and uses a real code page (1047 by default) where dasdload uses its
 own table (FORMATS.md 10); data sets are placed by our allocator, so track positions
-and the VTOC position differ (the VTOC size is honoured when the volume layer offers it).
+and the VTOC position differ: the VTOC always starts at track 0/1 (dasdload puts it after
+the last data set), with the size a ``VTOC`` line gives (TRK n, or CYL n = n × heads
+tracks) or else the volume layer's default.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class ControlFile:
     datasets: list[DatasetStmt] = field(default_factory=list)
     vtoc_tracks: int | None = None
     path: str | None = None
+    vtoc_line: int = 0  # the VTOC statement's line, for errors about its size
 
 
 def _int(text: str, what: str, path, where: str) -> int:
@@ -106,6 +109,7 @@ def parse(text: str, path: str | os.PathLike | None = None) -> ControlFile:
     volume: VolumeStmt | None = None
     datasets: list[DatasetStmt] = []
     vtoc_tracks: int | None = None
+    vtoc_line = 0
     seen: dict[str, int] = {}
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
@@ -125,6 +129,7 @@ def parse(text: str, path: str | os.PathLike | None = None) -> ControlFile:
             )
         if method == "VTOC":
             vtoc_tracks = _parse_vtoc(tok[2:], path, where)
+            vtoc_line = n
             continue
         if method in NOT_SUPPORTED:
             raise UnsupportedError(f"method {method} is not supported", path, where)
@@ -148,7 +153,7 @@ def parse(text: str, path: str | os.PathLike | None = None) -> ControlFile:
         datasets.append(stmt)
     if volume is None:
         raise FormatError("no volume statement ('volser devtype [cyls]')", path, "line 1")
-    return ControlFile(volume, datasets, vtoc_tracks, os.fspath(path) if path else None)
+    return ControlFile(volume, datasets, vtoc_tracks, os.fspath(path) if path else None, vtoc_line)
 
 
 def _parse_volume(tok: list[str], path, where: str, n: int) -> VolumeStmt:
@@ -189,7 +194,7 @@ def _parse_vtoc(rest: list[str], path, where: str) -> int | None:
 
 def _parse_attributes(stmt: DatasetStmt, rest: list[str], path, where: str) -> None:
     """units pri sec dir dsorg recfm lrecl blksize keylen, each optional from the right."""
-    from emulator.dataset.records import recfm_code
+    from emulator.recfm import recfm_value
 
     if not rest:
         return
@@ -212,7 +217,7 @@ def _parse_attributes(stmt: DatasetStmt, rest: list[str], path, where: str) -> N
     if len(rest) > 5:
         stmt.recfm = rest[5].upper()
         try:
-            recfm_code(stmt.recfm)
+            recfm_value(stmt.recfm)
         except FormatError as exc:
             raise exc.located(path, where) from None
     if len(rest) > 6:
@@ -269,7 +274,8 @@ def text_lines(text: str) -> list[str]:
 
 def records_for(stmt: DatasetStmt, data: bytes, codepage: str, path, where: str) -> list[bytes]:
     """The logical records a SEQ or TEXT statement loads (FORMATS.md 7)."""
-    from emulator.dataset.records import lines_to_records, recfm_code
+    from emulator.dataset.records import lines_to_records
+    from emulator.recfm import recfm_value
 
     recfm = stmt.recfm or ""
     if stmt.method == "SEQ":
@@ -288,7 +294,7 @@ def records_for(stmt: DatasetStmt, data: bytes, codepage: str, path, where: str)
         raise FormatError(f"TEXT loads a sequential data set, not DSORG {stmt.dsorg}", path, where)
     if not recfm:
         raise FormatError("TEXT needs a RECFM", path, where)
-    code = recfm_code(recfm)
+    code = recfm_value(recfm)
     if recfm[0] == "F" and stmt.lrecl <= 0:
         raise FormatError("TEXT with fixed records needs an LRECL", path, where)
     try:
@@ -308,11 +314,12 @@ def records_for(stmt: DatasetStmt, data: bytes, codepage: str, path, where: str)
 
 def _tracks_needed(dev, stmt: DatasetStmt, records: list[bytes]) -> int:
     """Tracks the records need when blocked (for a unit given without a quantity)."""
-    from emulator.dataset.records import block, recfm_code
+    from emulator.dataset.records import block
+    from emulator.recfm import recfm_value
 
     if not records or not stmt.recfm:
         return 1
-    blocks = block(recfm_code(stmt.recfm), stmt.lrecl, stmt.blksize or stmt.lrecl, records)
+    blocks = block(recfm_value(stmt.recfm), stmt.lrecl, stmt.blksize or stmt.lrecl, records)
     used, tracks = 0, 1
     for b in blocks:
         nxt = dev.fits(used, stmt.keylen, len(b))
@@ -336,9 +343,10 @@ def load(
     Returns the open (writable) Volume.  Nothing is written unless the whole control
     file parses and every input file reads; on any later error the half-made image is
     deleted and the error re-raised with the control file line."""
-    from emulator.api import create_volume
     from emulator.dataset import io
     from emulator.geometry import parse_devtype
+    from emulator.volume import Volume
+    from emulator.volume.volume import vtoc_size
 
     ctl_path = Path(ctl_path)
     try:
@@ -353,7 +361,7 @@ def load(
         raise FormatError(f"cannot read: {exc.strerror}", ctl_path) from None
     ctl = parse(text, ctl_path)
     cp.codec_name(codepage)  # an unknown code page fails before anything is written
-    dev, _ = parse_devtype(ctl.volume.devtype)
+    dev, model_cyls = parse_devtype(ctl.volume.devtype)
 
     # Read and convert every input first: a missing file or a bad line writes nothing.
     plans: list[tuple[DatasetStmt, list[bytes] | None]] = []
@@ -370,22 +378,24 @@ def load(
     image_path = Path(image_path)
     if image_path.exists():
         raise ConflictError("already exists; dasd load creates a new image", image_path)
-    kwargs = {}
-    if ctl.vtoc_tracks is not None:
-        kwargs["vtoc_tracks"] = (
-            ctl.vtoc_tracks if ctl.vtoc_tracks > 0 else -ctl.vtoc_tracks * dev.heads
-        )
+    vtoc_tracks = None
+    if ctl.vtoc_tracks is not None:  # negative: cylinders (see _parse_vtoc)
+        vtoc_tracks = ctl.vtoc_tracks if ctl.vtoc_tracks > 0 else -ctl.vtoc_tracks * dev.heads
+        try:  # a VTOC that does not fit is the VTOC line's fault
+            vtoc_size(dev, ctl.volume.cyls or model_cyls, vtoc_tracks)
+        except EmulatorError as exc:
+            raise exc.located(ctl_path, f"line {ctl.vtoc_line}") from None
     vol = None
     current = f"line {ctl.volume.line}"
     try:
-        vol = create_volume(
+        vol = Volume.create(
             image_path,
             ctl.volume.devtype,
             ctl.volume.volser,
             cyls=ctl.volume.cyls,
             compress=compress,
             cckd64=cckd64,
-            **_supported(create_volume, kwargs),
+            vtoc_tracks=vtoc_tracks,
         )
         # One transaction: the tracks reach the file together (and journal once).
         with vol.transaction():
@@ -422,17 +432,6 @@ def load(
             raise exc from None
         raise
     return vol
-
-
-def _supported(func, kwargs: dict) -> dict:
-    """Keep only the keyword arguments ``func`` accepts (the VTOC size is optional)."""
-    import inspect
-
-    try:
-        params = inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return {}
-    return {k: v for k, v in kwargs.items() if k in params}
 
 
 def _remove_image(image_path: Path) -> None:

@@ -72,6 +72,12 @@ HERCULES_READS_CCKD64 = False
 # dasd file", which is not a finding.
 CCKDCDSK_NOT_COMPRESSED = "not a compressed dasd file"
 
+# dasdseq -expert -abs reads the tracks it is given and then asks for the next one, so it
+# always ends with "HHCDU007E Track n not found in extent table" (and "fbcopy convert_tt
+# track n, rc -1"); that is its normal end, not an error.  Its exit code is the last
+# internal return code, so dasdseq_abs() checks the output file instead.
+DASDSEQ_ABS_END = re.compile(r"HHCDU007E Track \d+ not found in extent table")
+
 # dasdload and our loader choose different track positions for data sets and the VTOC
 # (dasdload puts the VTOC after the last data set unless a VTOC line says otherwise), so
 # oracle comparisons are by names and contents, never by placement.
@@ -163,22 +169,69 @@ def dasdls_info(image: str | os.PathLike) -> list[dict]:
     return _parse_dasdls(proc.stdout, info=True)
 
 
+# dasdls -info prints fixed-width columns under the header
+#   "Dsname<pad to 44> CREDT ORG RECFM LRECL BLKSZ Key  Trks%Use#Ext 2ndry_alloc"
+# (dasdls.c: " %5s", " %s%s", " %-5s", " %5d" or six blanks when LRECL is 0, " %5d",
+# " %3d", then " %5d" tracks, " %3.0f" %used, " %3d" extents, " %3s%8d" unit and
+# quantity).  A blank LRECL (RECFM U) makes a whitespace split read the wrong columns,
+# so the fixed columns are cut at the positions of the header labels; the tail from
+# "Trks" on is split on blanks because a track count over 99999 widens its column.
+_DASDLS_FIXED = (
+    ("created", "CREDT"),
+    ("dsorg", "ORG"),
+    ("recfm", "RECFM"),
+    ("lrecl", "LRECL"),
+    ("blksize", "BLKSZ"),
+    ("keylen", "Key"),
+)
+
+
+def _dasdls_columns(header: str) -> list[tuple[str, int, int]]:
+    """(key, start, end) of each fixed column: from the end of the previous header label
+    to the end of its own (numbers are right-aligned under their label)."""
+    cols = []
+    pos = header.index("Dsname")
+    prev_end = len(header.split(" CREDT")[0])  # the name column ends before " CREDT"
+    cols.append(("dsname", pos, prev_end))
+    for key, label in _DASDLS_FIXED:
+        at = header.index(" " + label, prev_end) + 1
+        end = at + len(label)
+        cols.append((key, prev_end, end))
+        prev_end = end
+    return cols
+
+
+def _dasdls_tail(text: str) -> dict:
+    """Tracks, %used (blank when the data set has no space), extents, unit, quantity."""
+    f = text.split()
+    if len(f) == 4 or (len(f) == 3 and f[-1] == "ABSTR"):
+        f.insert(1, "")  # %used left blank
+    keys = ("tracks", "used_pct", "extents", "sec_unit", "sec_qty")
+    return dict(zip(keys, f, strict=False))
+
+
 def _parse_dasdls(stdout: bytes, info: bool) -> list[dict]:
     rows = []
+    columns = None
     for line in _strip_hhc(stdout).decode("latin-1").splitlines():
-        if not line.strip() or "VOLSER=" in line or line.startswith("Dsname"):
+        if line.startswith("Dsname"):
+            columns = _dasdls_columns(line)
             continue
-        f = line.split()
+        if not line.strip() or "VOLSER=" in line:
+            continue
         if not info:
-            rows.append({"dsname": f[0]})
+            rows.append({"dsname": line.split()[0]})
             continue
-        # Dsname CREDT ORG RECFM LRECL BLKSZ Key Trks %Use #Ext 2ndry_alloc (unit qty)
-        keys = ("dsname", "created", "dsorg", "recfm", "lrecl", "blksize", "keylen")
-        keys += ("tracks", "used_pct", "extents", "sec_unit", "sec_qty")
-        row = dict(zip(keys, f, strict=False))
+        if columns is None:
+            raise OracleError(f"dasdls -info printed a row before its header: {line!r}")
+        row = {key: line[start:end].strip() for key, start, end in columns}
+        row.update(_dasdls_tail(line[columns[-1][2] :]))
+        row["lrecl"] = row["lrecl"] or "0"  # dasdls leaves LRECL 0 blank
         for k in ("lrecl", "blksize", "keylen", "tracks", "used_pct", "extents", "sec_qty"):
             if k in row and re.fullmatch(r"-?\d+", row[k]):
                 row[k] = int(row[k])
+            elif k == "used_pct" and row.get(k) == "":
+                row[k] = None
         rows.append(row)
     return rows
 
@@ -232,6 +285,52 @@ def dasdseq(image: str | os.PathLike, dsn: str, tmp_path: str | os.PathLike) -> 
     return out.read_bytes()
 
 
+def dasdseq_abs(
+    image: str | os.PathLike, dsn: str, tmp_path: str | os.PathLike, tracks: int | None = None
+) -> bytes:
+    """The data of every block on a data set's first ``tracks`` tracks (all its tracks
+    when None), read by ``dasdseq -expert -abs`` as raw blocks.
+
+    dasdseq reads only RECFM=F/FB data sets by name; its expert mode reads absolute
+    extents as FB with the LRECL given, so LRECL 1 returns each block's bytes unchanged,
+    whatever the RECFM.  The extents come from the data set's DSCBs as our volume layer
+    reads them (dasdseq prints them only for F/FB data sets); what is checked is the
+    bytes Hercules finds there.  dasdseq ignores EOF records (it is meant for recovery),
+    so callers give the track count up to the EOF.  See DASDSEQ_ABS_END for how it ends.
+    """
+    from emulator.volume import Volume
+
+    with Volume.open(image) as vol:
+        info = vol.dataset(dsn)
+        heads = vol.heads
+    groups: list[str] = []
+    left = info.tracks if tracks is None else tracks
+    if not 0 < left <= info.tracks:
+        raise OracleError(f"{dsn} has {info.tracks} tracks; cannot read {left} of them")
+    for ext in info.extents:
+        if left <= 0:
+            break
+        take = min(left, ext.tracks)
+        cyl, head = divmod(ext.begin, heads)
+        groups += ["-abs", str(cyl), str(head), str(take)]
+        left -= take
+    cwd = _fresh_dir(tmp_path, "dasdseq-abs")
+    argv = ["dasdseq", "-expert", os.fspath(Path(image).resolve()), "-lrecl", "1"]
+    argv += ["-heads", str(heads), *groups, "RAW"]
+    try:
+        proc = subprocess.run(
+            argv, cwd=cwd, capture_output=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise OracleError(f"{' '.join(argv)}: timed out after {TIMEOUT} s") from exc
+    text = (proc.stdout + proc.stderr).decode("latin-1")
+    errors = [m for m in HHC_ERROR.findall(text) if not DASDSEQ_ABS_END.match(m)]
+    out = cwd / "RAW"
+    if errors or not out.exists():
+        raise OracleError(f"{' '.join(argv)} exited {proc.returncode}\n{text[-2000:]}")
+    return out.read_bytes()
+
+
 def dasdpdsu(image: str | os.PathLike, dsn: str, tmp_path: str | os.PathLike) -> dict[str, bytes]:
     """Every member (aliases included) unloaded by dasdpdsu: {NAME: raw bytes}.
 
@@ -259,10 +358,20 @@ def cckdcdsk(image: str | os.PathLike, level: int = 3) -> tuple[bool, str]:
 
 
 def dasdinit(
-    path: str | os.PathLike, devtype: str, volser: str, cyls: int | str, *flags: str
+    path: str | os.PathLike, devtype: str, volser: str | None, cyls: int | str, *flags: str
 ) -> Path:
-    """Create an empty volume (VOL1 only, no VTOC) with dasdinit; flags e.g. "-z"."""
-    run("dasdinit", *flags, path, devtype, volser, str(cyls))
+    """Create an empty volume (VOL1 only, no VTOC) with dasdinit; flags e.g. "-z".
+
+    A raw volume (flag "-r": no IPL records, no VOL1) takes no volume serial; pass
+    ``volser=None`` (dasdinit would read a serial as the cylinder count)."""
+    if "-r" in flags:
+        if volser is not None:
+            raise OracleError("dasdinit -r makes a raw volume, which has no volume serial")
+        run("dasdinit", *flags, path, devtype, str(cyls))
+    else:
+        if volser is None:
+            raise OracleError("dasdinit needs a volume serial unless -r is given")
+        run("dasdinit", *flags, path, devtype, volser, str(cyls))
     return Path(path)
 
 

@@ -196,6 +196,26 @@ def test_failed_load_leaves_no_image(tmp_path, ctl, fragment, exc):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.bin", "long.txt", "x.ctl"]
 
 
+@pytest.mark.parametrize(
+    "line, tracks", [("dummy VTOC TRK 3", 3), ("dummy VTOC CYL 2", 30), ("dummy VTOC", 14)]
+)
+def test_vtoc_line_sets_the_vtoc_size(tmp_path, line, tracks):
+    from emulator.volume import Volume
+
+    image = _ours(tmp_path, f"V1 3390 5\nA.B EMPTY\n{line}\n")
+    with Volume.open(image) as vol:
+        assert vol.vtoc_extent == (1, tracks)  # from track 0/1, as our volumes start it
+        assert vol.dataset("A.B").extents[0].begin == tracks + 1 and vol.check() == []
+
+
+def test_vtoc_line_too_big_names_its_line(tmp_path):
+    (tmp_path / "x.ctl").write_text("V1 3390 2\nA.B EMPTY\nBIG VTOC TRK 40\n")
+    with pytest.raises(FormatError) as info:
+        dasdload.load(tmp_path / "x.ctl", tmp_path / "out.3390")
+    assert str(info.value).startswith("x.ctl: line 3: "), str(info.value)
+    assert not (tmp_path / "out.3390").exists()
+
+
 def test_existing_image_is_not_touched(tmp_path):
     image = tmp_path / "there.3390"
     image.write_bytes(b"precious")
@@ -298,3 +318,62 @@ def test_cached_fixture_volumes_agree(fixture_volumes, tmp_path):
             if name.startswith("ours") and "TEXT" in dsn:
                 got = hercules_text(got)
             assert got == expected[dsn], (name, dsn)
+
+
+# -- api.write_bytes cuts a byte stream the way dasdload SEQ does ------------------------
+SEQ_DCBS = [("FB", 80, 3120), ("F", 80, 80), ("FB", 100, 1000), ("FB", 1, 800), ("F", 4096, 4096)]
+
+
+@hercules_required
+@pytest.mark.oracle
+def test_write_bytes_matches_dasdload_seq(tmp_path):
+    import oracle
+
+    from emulator import api
+
+    data = BINARY + bytes(range(7))
+    (tmp_path / "data.bin").write_bytes(data)
+    lines = ["SEQV01 3390 5"]
+    for n, (recfm, lrecl, blksize) in enumerate(SEQ_DCBS):
+        lines.append(f"T.S{n} SEQ data.bin TRK 3 0 0 PS {recfm} {lrecl} {blksize}")
+    herc = oracle.dasdload("\n".join(lines) + "\n", tmp_path / "herc.3390", tmp_path)
+    ours = tmp_path / "ours.3390"
+    with api.create_volume(ours, "3390", "SEQV01", cyls=5) as vol:
+        for n, (recfm, lrecl, blksize) in enumerate(SEQ_DCBS):
+            dcb = api.Dcb(recfm=recfm, lrecl=lrecl, blksize=blksize)
+            info = api.write_bytes(vol, f"T.S{n}", data, dcb=dcb, space=("TRK", 3, 0))
+            assert (info.recfm, info.lrecl, info.blksize) == (recfm, lrecl, blksize)
+            padded = data + bytes(-len(data) % lrecl)  # the last record padded with X'00'
+            assert api.read_bytes(vol, f"T.S{n}") == padded
+    for n in range(len(SEQ_DCBS)):
+        assert oracle.dasdseq(ours, f"T.S{n}", tmp_path) == oracle.dasdseq(
+            herc, f"T.S{n}", tmp_path
+        )
+
+
+@pytest.mark.parametrize(
+    "dsn, dcb, cut",
+    [
+        ("T.VB", ("VB", 255, 3120), 251),
+        ("T.V", ("V", 100, 104), 96),
+        ("T.VBSX", ("VBS", "X", None), 32752),
+        ("T.U", ("U", 0, 6144), 6144),
+        ("T.PDS(MEMBER)", ("FB", 80, 3120), 80),
+    ],
+)
+def test_write_bytes_variable_undefined_and_members(tmp_path, dsn, dcb, cut):
+    from emulator import api
+
+    data = bytes(range(256)) * 400 + b"end"
+    recfm, lrecl, blksize = dcb
+    with api.create_volume(tmp_path / "v.3390", "3390", "WB0001", cyls=5) as vol:
+        dcb = api.Dcb(recfm=recfm, lrecl=lrecl, blksize=blksize)
+        dirblks = 2 if "(" in dsn else 0
+        api.write_bytes(vol, dsn, data, dcb=dcb, space=("TRK", 30, 5), dirblks=dirblks)
+        recs = api.read_records(vol, dsn)
+        padded = data + (bytes(-len(data) % cut) if recfm.startswith("F") else b"")
+        assert b"".join(recs) == padded and {len(r) for r in recs[:-1]} == {cut}
+        # a second write replaces the content; empty data leaves an empty data set
+        api.write_bytes(vol, dsn, b"")
+        assert api.read_records(vol, dsn) == []
+        assert api.check(vol) == []

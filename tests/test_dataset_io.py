@@ -9,10 +9,7 @@ identically by ``dasdseq`` (F/FB) or ``dasdseq -abs`` (V, U: the raw blocks), li
 
 from __future__ import annotations
 
-import os
 import struct
-import subprocess
-from pathlib import Path
 
 import oracle
 import pytest
@@ -144,33 +141,6 @@ def test_empty_write_matches_dasdload_empty(loaded, volume):
     assert (ours.lstar, ours.trbal) == (theirs.lstar, theirs.trbal) == ((0, 1), 58106)
 
 
-def dasdseq_raw(image: str | os.PathLike, info, tracks: int, cwd: Path) -> bytes:
-    """The data of every block on a data set's first ``tracks`` tracks, via dasdseq -abs.
-
-    dasdseq reads only RECFM=F/FB data sets by name; its expert mode reads absolute
-    extents as FB with the LRECL we give, so LRECL 1 returns each block's bytes unchanged.
-    It ignores EOF records (it is meant for recovery), so the range must stop at the EOF
-    track, and it ends with "HHCDU007E Track n not found in extent table" when it runs
-    off the extent: that message is its normal end here, not an error.  Its exit code is
-    the last internal return code, so the output file is what is checked.
-    """
-    first = info.extents[0]
-    assert tracks <= first.end - first.begin + 1
-    cyl, head = divmod(first.begin, 15)
-    out = cwd / "RAW"
-    proc = subprocess.run(
-        ["dasdseq", "-expert", os.fspath(Path(image).resolve()), "-lrecl", "1", "-heads", "15"]
-        + ["-abs", str(cyl), str(head), str(tracks), "RAW"],
-        cwd=cwd,
-        capture_output=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-    if not out.exists():
-        raise AssertionError(f"dasdseq -abs wrote nothing: {proc.stderr.decode('latin-1')}")
-    return out.read_bytes()
-
-
 VAR_CASES = [
     ("VB", 255, 3120, [bytes([i % 251]) * (i % 250) for i in range(700)]),
     ("V", 300, 304, [bytes([0xC1 + i % 9]) * (i % 297) for i in range(150)]),
@@ -192,7 +162,7 @@ def test_written_variable_and_undefined_blocks_read_by_hercules(volume, tmp_path
     result = io.write_records(volume, info, recs)
     info = volume.dataset("MY.DATA")
     blocks = rf.block(info.recfm_raw, info.lrecl, info.blksize, recs)
-    raw = dasdseq_raw(volume.path, info, result.tracks_used, tmp_path)
+    raw = oracle.dasdseq_abs(volume.path, "MY.DATA", tmp_path, result.tracks_used)
     assert raw == b"".join(blocks)
     assert io.read_records(volume, info) == recs
     assert [b.data for b in io.read_blocks(volume, info)] == blocks

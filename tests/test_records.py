@@ -23,9 +23,10 @@ from emulator.dataset.records import (
     block,
     deblock,
     lines_to_records,
-    recfm_code,
-    recfm_name,
+    recfm_text,
+    recfm_value,
     records_to_lines,
+    split_bytes,
 )
 from emulator.errors import FormatError
 
@@ -276,16 +277,18 @@ def test_null_segment_is_skipped():
     + [("VBA", 0x54), ("VS", 0x48), ("VBS", 0x58), ("U", 0xC0), ("VBM", 0x52), ("UA", 0xC4)],
 )
 def test_recfm_names(name, code):
-    assert recfm_code(name) == code
-    assert recfm_name(code) == name
+    assert recfm_value(name) == code
+    assert recfm_text(code) == name
 
 
 def test_recfm_bad_names():
-    for bad in ("", "X", "FBB", "FAM", "UB"):
+    # one pair of RECFM functions (emulator.recfm) serves both layers: strict parsing,
+    # and the reserved bit X'01' is shown, never dropped
+    for bad in ("X", "FBB", "FAM", "UB", "US", "UBS", "B"):
         with pytest.raises(FormatError):
-            recfm_code(bad)
-    assert recfm_name(0x00) == "?"
-    assert recfm_name(0x91) == "FB(X'01')"
+            recfm_value(bad)
+    assert recfm_text(0x00) == "" and recfm_value("") == 0
+    assert recfm_text(0x91) == "FB(X'01')" and recfm_value("FB(X'01')") == 0x91
 
 
 # -- text --------------------------------------------------------------------------------
@@ -354,3 +357,58 @@ def test_text_errors_name_the_line():
         lines_to_records(["x" * 97], VB, 100)
     with pytest.raises(FormatError, match=r"line 3.*code page 037"):
         lines_to_records(["a", "b", "€"], FB, 80, "037")
+
+
+# -- byte streams ------------------------------------------------------------------------
+@FAST
+@given(
+    st.binary(max_size=3000),
+    st.sampled_from((F, FB, FBS, FB | RECFM_A)),
+    st.integers(1, 200),
+    st.integers(1, 10),
+)
+def test_split_bytes_fixed_pads_like_dasdload_seq(data, recfm, lrecl, per_block):
+    recs = split_bytes(recfm, lrecl, lrecl * per_block, data)
+    assert all(len(r) == lrecl for r in recs)
+    joined = b"".join(recs)
+    # dasdload SEQ: LRECL pieces, the last one padded with X'00'
+    assert joined[: len(data)] == data and joined[len(data) :] == bytes(len(joined) - len(data))
+    assert len(joined) - len(data) < lrecl
+    blksize = lrecl if recfm & RECFM_B == 0 else lrecl * per_block
+    assert deblock(recfm, lrecl, block(recfm, lrecl, blksize, recs)) == recs
+
+
+@FAST
+@given(
+    st.binary(max_size=5000),
+    st.sampled_from((V, VB, VS, VBS)),
+    st.integers(5, 600),
+    st.integers(9, 700),
+)
+def test_split_bytes_variable_and_undefined(data, recfm, lrecl, blksize):
+    recs = split_bytes(recfm, lrecl, blksize, data)
+    assert b"".join(recs) == data and all(recs)
+    limit = lrecl - 4 if recfm & RECFM_S else min(lrecl - 4, blksize - 8)
+    assert all(len(r) <= limit for r in recs[:-1]) and all(len(r) == limit for r in recs[:-1])
+    # what was cut can be blocked under the data set's DCB and read back
+    assert deblock(recfm, lrecl, block(recfm, lrecl, blksize, recs)) == recs
+    urecs = split_bytes(U, 0, blksize, data)
+    assert b"".join(urecs) == data and all(0 < len(r) <= blksize for r in urecs)
+    assert deblock(U, 0, block(U, 0, blksize, urecs)) == urecs
+
+
+def test_split_bytes_edges():
+    assert split_bytes(FB, 80, 800, b"") == [] and split_bytes(U, 0, 100, b"") == []
+    # LRECL=X: pieces of 32752 bytes (the most a numeric LRECL allows), any block size
+    data = bytes(range(256)) * 300
+    recs = split_bytes(VBS, LRECL_X, 6144, data)
+    assert [len(r) for r in recs] == [32752, 32752, len(data) - 2 * 32752]
+    assert deblock(VBS, LRECL_X, block(VBS, LRECL_X, 6144, recs)) == recs
+    with pytest.raises(FormatError, match="LRECL 0"):
+        split_bytes(FB, 0, 800, b"x")
+    with pytest.raises(FormatError, match="holds no data"):
+        split_bytes(VB, 4, 800, b"x")
+    with pytest.raises(FormatError, match="BLKSIZE 0"):
+        split_bytes(U, 0, 0, b"x")
+    with pytest.raises(FormatError, match="no record format"):
+        split_bytes(0x10, 80, 800, b"x")

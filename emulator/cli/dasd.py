@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from emulator.errors import EmulatorError, FormatError
+from emulator.errors import EmulatorError
 
 PROG = "dasd"
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -193,28 +193,6 @@ def member_line(m: dict) -> str:
     return f"{head} {('userdata ' + data) if data else ''}".rstrip()
 
 
-def split_binary(data: bytes, recfm: str, lrecl: int, blksize: int) -> list[bytes]:
-    """Cut a binary file into logical records for a data set (FORMATS.md 7).
-
-    F/FB: LRECL pieces, the last padded with X'00' as Hercules dasdload SEQ does.
-    V/VB: pieces of at most LRECL-4 bytes (the RDW is added when blocking).
-    U: pieces of at most BLKSIZE bytes."""
-    kind = (recfm or "U")[0].upper()
-    if kind == "F":
-        size = lrecl or blksize
-        if size <= 0:
-            raise FormatError("data set has LRECL 0; cannot cut the file into records")
-        if len(data) % size:
-            data += bytes(size - len(data) % size)
-        return [data[i : i + size] for i in range(0, len(data), size)]
-    size = lrecl - 4 if kind == "V" else blksize
-    if size <= 0:
-        raise FormatError(
-            f"data set RECFM {recfm} with LRECL {lrecl} BLKSIZE {blksize} holds no data"
-        )
-    return [data[i : i + size] for i in range(0, len(data), size)]
-
-
 # -- subcommands -----------------------------------------------------------------------
 def cmd_init(args) -> int:
     vol = _api().create_volume(
@@ -298,6 +276,7 @@ def cmd_put(args) -> int:
         dcb = api.Dcb(dsorg=dsorg, recfm=args.recfm, lrecl=args.lrecl, blksize=args.blksize)
         unit, pri, sec, dirblks = args.space
         space = (unit, pri, sec)
+    what = f"{dsname}({member})" if member else dsname
     with _Opened(args.image, writable=True) as vol:
         if args.text:
             try:
@@ -307,29 +286,22 @@ def cmd_put(args) -> int:
             from emulator.dasdload import text_lines
 
             data = text_lines(text)
+            info = api.write(
+                vol,
+                args.dsn,
+                data,
+                text=True,
+                codepage=args.codepage,
+                dcb=dcb,
+                space=space,
+                dirblks=dirblks,
+            )
+            done = f"{len(data)} records"
         else:
             # Binary input is cut into records by the data set's DCB (or the new one's).
-            try:
-                info = vol.dataset(dsname)
-                recfm, lrecl, blksize = info.recfm, info.lrecl, info.blksize
-            except EmulatorError:
-                if dcb is not None:
-                    recfm, lrecl, blksize = dcb.recfm, dcb.lrecl, dcb.blksize or dcb.lrecl
-                else:  # api.write refuses below, naming the missing data set
-                    recfm, lrecl, blksize = "FB", 80, 80
-            data = split_binary(raw, recfm, lrecl, blksize)
-        info = api.write(
-            vol,
-            args.dsn,
-            data,
-            text=args.text,
-            codepage=args.codepage,
-            dcb=dcb,
-            space=space,
-            dirblks=dirblks,
-        )
-    what = f"{dsname}({member})" if member else dsname
-    _out(f"{args.image}: wrote {len(data)} records to {what} ({info.dsorg} {info.recfm})")
+            info = api.write_bytes(vol, args.dsn, raw, dcb=dcb, space=space, dirblks=dirblks)
+            done = f"{len(raw)} bytes"
+    _out(f"{args.image}: wrote {done} to {what} ({info.dsorg} {info.recfm})")
     return EXIT_OK
 
 

@@ -18,8 +18,6 @@ from emulator.dataset.records import (
     block,
     deblock,
     lines_to_records,
-    recfm_code,
-    recfm_name,
     records_to_lines,
 )
 
@@ -33,7 +31,5 @@ __all__ = [
     "block",
     "deblock",
     "lines_to_records",
-    "recfm_code",
-    "recfm_name",
     "records_to_lines",
 ]

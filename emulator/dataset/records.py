@@ -1,4 +1,4 @@
-"""Record formats: blocks <-> logical records, records <-> text lines.
+"""Record formats: blocks <-> logical records, records <-> text lines, bytes -> records.
 
 FORMATS.md section 7 (7.1 RECFM byte, 7.2 layout of blocks, 7.4 carriage control);
 IBM *DFSMS Using Data Sets* (record formats, segment descriptor word).  Everything
@@ -23,6 +23,9 @@ Decisions where real data and the manuals leave room:
   still open at the end of the data.  A *null segment* (SDW byte 2 bit X'80', used
   by BDAM) carries no data and is skipped.
 * **U**: one record per block.
+* **Byte streams** (:func:`split_bytes`) are cut the way Hercules ``dasdload`` SEQ cuts
+  its input for F/FB (LRECL pieces, the last padded with X'00'); V gets LRECL-4 pieces,
+  U BLKSIZE pieces.
 * **A / M** (carriage control) change nothing here: the control byte stays the
   first byte of each record and the first character of each text line.
 
@@ -40,20 +43,22 @@ import numpy as np
 
 from emulator import codepage as cp
 from emulator.errors import FormatError
+from emulator.recfm import (
+    LRECL_X,
+    RECFM_A,
+    RECFM_B,
+    RECFM_F,
+    RECFM_FORMAT,
+    RECFM_M,
+    RECFM_S,
+    RECFM_T,
+    RECFM_U,
+    RECFM_V,
+    recfm_text,
+    recfm_value,
+)
 
-# -- RECFM byte (FORMATS.md 7.1) ------------------------------------------------------
-RECFM_F = 0x80
-RECFM_V = 0x40
-RECFM_U = 0xC0
-RECFM_FORMAT = 0xC0
-RECFM_T = 0x20  # track overflow (obsolete); ignored here
-RECFM_B = 0x10
-RECFM_S = 0x08  # F: standard; V: spanned
-RECFM_A = 0x04  # ASA carriage control in byte 0
-RECFM_M = 0x02  # machine carriage control in byte 0
-
-#: LRECL=X for spanned variable records: no limit on the logical record length.
-LRECL_X = 0x8000
+# RECFM bits, their text and LRECL=X are declared once, in emulator.recfm (FORMATS.md 7.1).
 
 #: Largest block a data set may declare (32767 physical; 32760 is the API limit).
 MAX_BLKSIZE = 32760
@@ -76,41 +81,6 @@ ASA_CONTROL = {
     0xC2: "skip to channel 11",
     0xC3: "skip to channel 12",
 }
-
-
-def recfm_name(recfm: int) -> str:
-    """The RECFM as users write it: X'90' -> 'FB', X'58' -> 'VBS', X'C0' -> 'U'.
-
-    The reserved bit X'01' and an unknown format (X'00') are shown, not dropped.
-    """
-    fmt = recfm & RECFM_FORMAT
-    name = {RECFM_F: "F", RECFM_V: "V", RECFM_U: "U"}.get(fmt, "?")
-    for bit, letter in ((RECFM_T, "T"), (RECFM_B, "B"), (RECFM_S, "S"), (RECFM_A, "A")):
-        if recfm & bit:
-            name += letter
-    if recfm & RECFM_M:
-        name += "M"
-    if recfm & 0x01:
-        name += "(X'01')"
-    return name
-
-
-def recfm_code(name: str) -> int:
-    """'FB' -> X'90', 'VBA' -> X'54', 'U' -> X'C0' (letters after the first in any order)."""
-    text = name.strip().upper()
-    if not text or text[0] not in "FVU":
-        raise FormatError(f"RECFM {name!r} must start with F, V or U")
-    code = {"F": RECFM_F, "V": RECFM_V, "U": RECFM_U}[text[0]]
-    bits = {"T": RECFM_T, "B": RECFM_B, "S": RECFM_S, "A": RECFM_A, "M": RECFM_M}
-    for letter in text[1:]:
-        if letter not in bits or code & bits[letter]:
-            raise FormatError(f"RECFM {name!r}: unexpected {letter!r}")
-        code |= bits[letter]
-    if code & RECFM_A and code & RECFM_M:
-        raise FormatError(f"RECFM {name!r}: A and M carriage control exclude each other")
-    if code & RECFM_FORMAT == RECFM_U and code & (RECFM_B | RECFM_S):
-        raise FormatError(f"RECFM {name!r}: U records cannot be blocked or spanned")
-    return code
 
 
 def is_fixed(recfm: int) -> bool:
@@ -439,6 +409,47 @@ def _block_spanned(recfm: int, lrecl: int, blksize: int, records: Iterable[bytes
     return out
 
 
+# -- byte streams ------------------------------------------------------------------
+#: Data bytes per record when a byte stream is cut for an LRECL=X data set: the most a
+#: record may carry under a numeric LRECL (32756 with its RDW).
+LRECL_X_PIECE = 32752
+
+
+def split_bytes(recfm: int, lrecl: int, blksize: int, data: bytes) -> list[bytes]:
+    """Cut a byte stream into logical records for a data set (the inverse of joining them).
+
+    * F, FB, FBS: LRECL-byte records, the last padded with X'00' -- what Hercules
+      ``dasdload`` SEQ does with its input file.
+    * V, VB: records of LRECL-4 data bytes (the RDW is added by :func:`block`), and never
+      more than one block holds (BLKSIZE-8) when not spanned; VS/VBS with LRECL=X:
+      pieces of 32752 bytes.
+    * U: BLKSIZE-byte records (one block each).
+
+    Only the last record may be short; no data gives no records.
+    """
+    fmt = _check_format(recfm, "")
+    data = bytes(data)
+    if fmt == RECFM_F:
+        size = lrecl
+        if size <= 0:
+            raise FormatError(f"LRECL {lrecl}: cannot cut data into fixed-length records")
+        if len(data) % size:
+            data += bytes(size - len(data) % size)
+    elif fmt == RECFM_V:
+        size = LRECL_X_PIECE if lrecl == LRECL_X else lrecl - 4
+        if not recfm & RECFM_S:
+            size = min(size, blksize - 8)
+        if size <= 0:
+            raise FormatError(
+                f"RECFM {recfm_text(recfm)} LRECL {lrecl} BLKSIZE {blksize} holds no data bytes"
+            )
+    else:
+        size = blksize
+        if size <= 0:
+            raise FormatError(f"BLKSIZE {blksize}: cannot cut data into undefined-length records")
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
 # -- text --------------------------------------------------------------------------
 def records_to_lines(
     records: Iterable[bytes], codepage: str | int = cp.DEFAULT, recfm: int | None = None
@@ -502,8 +513,8 @@ __all__ = [
     "LRECL_X",
     "MAX_BLKSIZE",
     "ASA_CONTROL",
-    "recfm_name",
-    "recfm_code",
+    "recfm_text",
+    "recfm_value",
     "is_fixed",
     "is_variable",
     "is_undefined",
@@ -511,6 +522,7 @@ __all__ = [
     "deblock",
     "block",
     "fixed_array",
+    "split_bytes",
     "records_to_lines",
     "lines_to_records",
 ]

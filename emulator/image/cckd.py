@@ -104,8 +104,11 @@ class _Space:
             else:
                 self.gaps[best] = [off + length, glen - length]
             return off
-        # Grow the file; a gap at the very end is used first so no tail gap is left.
-        if self.gaps and sum(self.gaps[-1]) == self.size:
+        # Grow the file.  A gap at the very end that is not longer than the request is
+        # used first so no tail gap is left; a longer one (too short to split, see the
+        # best-fit rule) stays free: the file never shrinks, so using it would leave
+        # bytes past the recorded size.
+        if self.gaps and sum(self.gaps[-1]) == self.size and self.gaps[-1][1] <= length:
             off = self.gaps.pop()[0]
         else:
             off = self.size
@@ -287,6 +290,20 @@ class CckdImage(DasdImage):
             return image[: track_length(image)]
         except FormatError as exc:
             raise exc.located(self.path, self.where(trk)) from None
+
+    def stored_entry(self, trk: int) -> tuple[int, int, int]:
+        """The L2 entry of ``trk``: (trkoff, len, size); trkoff 0 means a null track of
+        the format that ``len`` selects (FORMATS.md 2.4).  With :meth:`read_stored` it
+        tells a reader cheaply whether a track's stored bytes changed."""
+        self._check_trk(trk)
+        if self._broken:
+            raise ConflictError(self._broken, self.path)
+        return self._entry(trk)
+
+    def generation(self) -> tuple:
+        """As :meth:`DasdImage.generation`, plus the compressed device header as it
+        is on disk now (a writer rewrites it on every commit)."""
+        return super().generation() + (os.pread(self._fh.fileno(), CDH_SIZE, DEVHDR_SIZE),)
 
     def read_stored(self, trk: int, entry: tuple[int, int, int] | None = None) -> bytes:
         """The bytes stored for ``trk`` (compression byte, CCHH, body); b"" if null."""

@@ -1,4 +1,4 @@
-"""Volume label and VTOC layouts (FORMATS.md 4 and 5).
+"""Volume label and VTOC layouts (FORMATS.md 4 and 5; Format 7: 5.7).
 
 Every DSCB is declared as its full 140-byte key+data image, so offsets match the
 "abs" column of FORMATS.md and Hercules ``dasdblks.h`` (field names are the IBM
@@ -135,12 +135,32 @@ Format5 = cs.Struct(
     "ds5ptrds" / CCHHR,
 )
 
+#: One free-space extent in a Format-7 DSCB (FORMATS.md 5.7): first free relative track
+#: and the end.  ``end`` is the last free track + 1, as IBM's s390-tools ``ds7ext``
+#: declares it ("ending RTA value + 1"); see emulator/volume/vtoc.py for the choice.
+F7Extent = cs.Struct("start" / cs.Int32ub, "end" / cs.Int32ub)
+F7EXTENT_SIZE = 8
+
+#: Format-7 DSCB: extended free space on volumes of more than 65535 tracks (16 extents;
+#: chained from DS4EFPTR through DS7PTRDS).
+Format7 = cs.Struct(
+    "ds7keyid" / cs.Bytes(4),
+    "ds7extnt" / cs.Array(5, F7Extent),
+    "ds7fmtid" / cs.Int8ub,
+    "ds7adext" / cs.Array(11, F7Extent),
+    "ds7res1" / cs.Bytes(2),
+    "ds7ptrds" / CCHHR,
+)
+
 # DS4VTOCI bits (IBM names, FORMATS.md 5.2)
 DS4DOSBT = 0x80
 DS4DVTOC = 0x40
 DS4EFVLD = 0x20
 DS4DIRF = 0x04
 DS4IVTOC = 0x01
+
+#: DS4EFLVL when free space is kept in Format-7 DSCBs (FORMATS.md 5.2).
+DS4EFLVL_F7 = 0x07
 
 # DS1DSORG (first byte / second byte as a halfword)
 DSORG_IS = 0x8000
@@ -161,4 +181,15 @@ SCAL_CYL = 0xC0
 DSIND_LASTVOL = 0x80
 DSIND_BLK8 = 0x20
 
-__all__ = ["CCHHR", "Extent", "Vol1", "Format1", "Format3", "Format4", "Format5", "FreeExtent"]
+__all__ = [
+    "CCHHR",
+    "Extent",
+    "Vol1",
+    "Format1",
+    "Format3",
+    "Format4",
+    "Format5",
+    "FreeExtent",
+    "Format7",
+    "F7Extent",
+]

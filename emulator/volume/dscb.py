@@ -3,13 +3,16 @@
 :class:`Extent` and :class:`DatasetInfo` are what the rest of the emulator sees of a
 data set's Format-1 (or Format-8) DSCB and its Format-3 DSCBs.  Every layout comes from
 ``emulator.layouts.vtoc``; this module only turns parsed fields into values users know
-(RECFM "FB", DSORG "PO", ISO dates, absolute track numbers) and back.
+(RECFM "FB" through :mod:`emulator.recfm`, DSORG "PO", ISO dates, absolute track
+numbers) and back.
 
 A :class:`DatasetInfo` keeps the raw 140-byte F1 (``f1``), so fields we do not model
 (DS1SMSFG, DS1OPTCD, unknown RECFM bits...) survive :func:`patch_format1` unchanged.
 
 Extent addresses are CCHH; on 15-head devices the EAV form (FORMATS.md 5.5: cylinder =
-``(HH & X'FFF0') << 12 | CC``) is applied, which is harmless on smaller volumes.
+``(HH & X'FFF0') << 12 | CC``) is applied, which is harmless on smaller volumes.  The
+volume layer writes at most 65520 cylinders (no EAV), so the CCHH it writes is always
+the plain cylinder and head; the 28-bit form is only decoded.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from emulator.layouts.vtoc import (
 from emulator.layouts.vtoc import (
     Extent as ExtentLayout,
 )
+from emulator.recfm import recfm_text, recfm_value
 
 FMT_F0 = 0x00
 FMT_F1 = 0xF1
@@ -130,38 +134,7 @@ def extent_bytes(ext: Extent | None, heads: int) -> bytes:
     return ExtentLayout.build(extent_fields(ext, heads))
 
 
-# -- RECFM and DSORG ------------------------------------------------------------------
-_RECFM_FORMAT = {0x80: "F", 0x40: "V", 0xC0: "U", 0x00: ""}
-_RECFM_BITS = (("T", 0x20), ("B", 0x10), ("S", 0x08), ("A", 0x04), ("M", 0x02))
-
-
-def recfm_text(raw: int) -> str:
-    """DS1RECFM byte -> 'FB', 'VBA', 'U', 'FBS'...  (bit X'01' is reserved and not shown)."""
-    text = _RECFM_FORMAT[raw & 0xC0]
-    for letter, bit in _RECFM_BITS:
-        if raw & bit:
-            text += letter
-    return text
-
-
-def recfm_value(text: str) -> int:
-    """'FB' -> X'90', 'VBS' -> X'58', 'U' -> X'C0'; FormatError for anything else."""
-    spec = text.strip().upper()
-    if not spec:
-        return 0
-    value = {"F": 0x80, "V": 0x40, "U": 0xC0}.get(spec[0])
-    rest = spec[1:] if value is not None else spec
-    value = value or 0
-    bits = dict(_RECFM_BITS)
-    for letter in rest:
-        if letter not in bits or value & bits[letter]:
-            raise FormatError(f"RECFM {text!r} is not valid (F, V or U, then T, B, S, A or M)")
-        value |= bits[letter]
-    if value & 0x04 and value & 0x02:
-        raise FormatError(f"RECFM {text!r} has both A and M control characters")
-    return value
-
-
+# -- DSORG (RECFM text lives in emulator.recfm, shared with the data set layer) --------
 _DSORG_NAMES = (
     ("IS", DSORG_IS),
     ("PS", DSORG_PS),

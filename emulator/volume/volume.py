@@ -1,9 +1,9 @@
 """A CKD volume: VOL1 label, VTOC, data sets, allocation and free space.
 
-FORMATS.md 4 (track 0, VOL1), 5 (VTOC and DSCBs), 6.1 (empty PDS directory), 7.1-7.3
-(RECFM and blocks on tracks).  The layer below is ``emulator.image`` (whole tracks in
-transactions); the layers above (data set I/O, PDS, CLI) see :class:`Volume` and
-:class:`~emulator.volume.dscb.DatasetInfo`.
+FORMATS.md 4 (track 0, VOL1), 5 (VTOC and DSCBs; 5.7 Format-7 free space), 6.1 (empty
+PDS directory), 7.1-7.3 (RECFM and blocks on tracks).  The layer below is
+``emulator.image`` (whole tracks in transactions); the layers above (data set I/O, PDS,
+CLI) see :class:`Volume` and :class:`~emulator.volume.dscb.DatasetInfo`.
 
 Choices made here, and why:
 
@@ -14,14 +14,20 @@ Choices made here, and why:
 * **Writing** is limited to 3390 and 3380 volumes (``UnsupportedError`` names any
   other device).  Writes are refused with ``ConflictError`` when the VTOC is indexed
   (DS4IVTOC: the index data set SYS1.VTOCIX.volser would have to be updated too, and
-  turning the index off behind z/OS's back is unconfirmed, FORMATS.md 5.2), when free
-  space is kept in Format-7 DSCBs (DS4EFVLD), or when DS4DIRF says an earlier VTOC
-  update was interrupted.
-* **F5 kept exact.**  After every change the F5 chain is rebuilt from the extents
-  and DS4DOSBT (X'80') is cleared, so a ``dasdload`` volume becomes one whose F5 can be
-  trusted.  F5 relative track addresses are 16 bits, so on a volume of more than
-  65535 tracks the F5 is left empty and DS4DOSBT set (as ``dasdload`` does); z/OS then
-  rebuilds free space itself.
+  turning the index off behind z/OS's back is unconfirmed, FORMATS.md 5.2), when
+  DS4DIRF says an earlier VTOC update was interrupted, and on volumes of more than
+  65520 cylinders (EAV: cylinder-managed space, F8/F9 DSCBs and 28-bit cylinder
+  numbers are out of scope; we create at most 65520 cylinders, so every extent we
+  write is a plain CCHH).
+* **Free space kept exact.**  After every change the free-space DSCBs are rebuilt from
+  the extents.  On volumes of up to 65535 tracks that is the F5 chain, and DS4DOSBT
+  (X'80') is cleared, so a ``dasdload`` volume becomes one whose F5 can be trusted.
+  F5 relative track addresses are 16 bits, so larger volumes (3390-9, -27, -54), and
+  any volume whose DS4EFVLD is already set, keep free space in a Format-7 chain
+  (FORMATS.md 5.7; end = last free track + 1, see ``emulator.volume.vtoc``): one
+  empty F5, the F7s after it, DS4VTOCI X'A0' (DS4DOSBT + DS4EFVLD), DS4EFLVL X'07' and
+  DS4EFPTR naming the first F7, as s390-tools and Hercules write them.  A big volume
+  that ``dasdload`` made (empty F5, DS4DOSBT, no F7) gets its F7s at the first write.
 * **Allocation** is first fit.  The primary quantity goes into one extent when a free
   extent is big enough, else into up to 5 extents (largest free extents first), as
   z/OS does without CONTIG.  CYL space is taken on cylinder boundaries (extent type
@@ -63,6 +69,7 @@ from emulator.layouts import parse_at
 from emulator.layouts.vtoc import (
     DS4DIRF,
     DS4DOSBT,
+    DS4EFLVL_F7,
     DS4EFVLD,
     DS4IVTOC,
     DSCB_SIZE,
@@ -76,6 +83,7 @@ from emulator.layouts.vtoc import (
     Format4,
     Vol1,
 )
+from emulator.recfm import LRECL_X
 from emulator.track import build_track, parse_track
 from emulator.volume.dscb import (
     F1_EXTENTS,
@@ -83,6 +91,7 @@ from emulator.volume.dscb import (
     FMT_F1,
     FMT_F2,
     FMT_F3,
+    FMT_F7,
     FMT_F8,
     FMT_F9,
     MAX_EXTENTS,
@@ -103,12 +112,16 @@ from emulator.volume.dscb import (
 from emulator.volume.vtoc import (
     F5_EXTENTS,
     F5_MAX_TRACKS,
+    F7_EXTENTS,
     Vtoc,
     build_f5,
+    build_f7,
     cchhr_text,
     complement,
     f5_entries,
     f5_free,
+    f7_entries,
+    f7_free,
     fmt_of,
     merge,
 )
@@ -124,6 +137,8 @@ SYSCODE = "DASD-SSM"  # DS1SYSCD of data sets we allocate
 MAX_PRIMARY_EXTENTS = 5
 MAX_BLKSIZE = 32760
 PDS_EMPTY_USED = 14  # X'000E': 2 count bytes + the 12-byte end entry (FORMATS.md 6.1)
+MAX_CYLS = 65520  # beyond: EAV cylinder-managed space and 28-bit cylinders (FORMATS.md 5.5)
+DS4DSCYL_EAV = 0xFFFE  # DS4DSCYL of an EAV: the count is in DS4DCYL
 DIRBLK_KEYLEN, DIRBLK_DATALEN = 8, 256
 
 _VOLSER = re.compile(r"[A-Z0-9@#$-]{1,6}")
@@ -177,11 +192,14 @@ class Volume:
         compress: str | None = None,
         cckd64: bool = False,
         owner: str = "HERCULES",
+        vtoc_tracks: int | None = None,
     ) -> Volume:
         """Create a volume as ``dasdinit`` does (track 0) plus an empty VTOC (as ICKDSF).
 
         ``devtype`` is "3390", "3390-9", "3380-K"...; without ``cyls`` the model's
-        cylinder count is used.  Returns the volume open for writing.
+        cylinder count is used.  The VTOC starts at track 0/1; ``vtoc_tracks`` gives its
+        size (default: the module function :func:`vtoc_tracks`).  Volumes of more than 65535 tracks
+        get a Format-7 free-space DSCB.  Returns the volume open for writing.
         """
         path = os.fspath(path)
         dev, model_cyls = parse_devtype(devtype)
@@ -192,10 +210,17 @@ class Volume:
             )
         serial = validate_volser(volser)
         ncyls = model_cyls if cyls is None else int(cyls)
+        if not 1 <= ncyls <= MAX_CYLS:
+            raise UnsupportedError(
+                f"{ncyls} cylinders: volumes of 1..{MAX_CYLS} cylinders are created (larger "
+                "ones are EAVs, with cylinder-managed space)",
+                path,
+            )
+        ntracks = vtoc_size(dev, ncyls, vtoc_tracks, path)
         image = create_image(path, dev, ncyls, compress, cckd64)
         try:
             with image.transaction():
-                _format_volume(image, serial, owner)
+                _format_volume(image, serial, owner, ntracks)
             return cls(image)
         except BaseException:
             files = list(getattr(image, "files", None) or [path])
@@ -466,9 +491,10 @@ class Volume:
                 self.path,
                 self.volser,
             )
-        if vtoci & DS4EFVLD:
-            raise ConflictError(
-                "free space is kept in Format-7 DSCBs (DS4EFVLD): writes refused",
+        if self.cyls > MAX_CYLS or self.vtoc.f4().ds4dscyl == DS4DSCYL_EAV:
+            raise UnsupportedError(
+                f"{self.cyls} cylinders: an extended address volume (more than {MAX_CYLS} "
+                "cylinders) is read only here",
                 self.path,
                 self.volser,
             )
@@ -495,31 +521,64 @@ class Volume:
             self._vtoc = None  # the image rolled back; forget our in-memory edits
             raise
 
+    def _uses_f7(self, f4=None) -> bool:
+        """True when free space belongs in Format-7 DSCBs: more tracks than an F5 can
+        address, or DS4EFVLD already set by whoever formatted the volume."""
+        f4 = f4 if f4 is not None else self.vtoc.f4()
+        return self.space_tracks > F5_MAX_TRACKS or bool(f4.ds4vtoci & DS4EFVLD)
+
     def _finish_vtoc(self) -> None:
-        """Rebuild F5, recount F4 DS4DSREC/DS4HPCHR and write the changed VTOC tracks."""
+        """Rebuild F5 (or F5 + F7), recount F4 DS4DSREC/DS4HPCHR, write the VTOC tracks."""
         v = self.vtoc
         f4 = v.f4()
-        if self.space_tracks <= F5_MAX_TRACKS:
-            self._rebuild_f5()
-            f4.ds4vtoci &= ~DS4DOSBT
+        if self._uses_f7(f4):
+            self._rebuild_f5([])  # one empty F5 (IBM: the second DSCB is always an F5)
+            first = self._rebuild_f7()
+            f4.ds4vtoci |= DS4DOSBT | DS4EFVLD
+            f4.ds4eflvl = DS4EFLVL_F7
+            f4.ds4efptr = (
+                first[0].to_bytes(2, "big") + first[1].to_bytes(2, "big") + bytes([first[2]])
+            )
         else:
-            f4.ds4vtoci |= DS4DOSBT
+            self._rebuild_f5(f5_entries(self.free_extents(), self.heads))
+            f4.ds4vtoci &= ~DS4DOSBT
         f4.ds4dsrec = len(v.free_slots())
         hp = _hpchr(v)
         f4.ds4hpchr = dict(cyl=hp[0], head=hp[1], rec=hp[2])
         v.put_f4(f4)
         v.flush(self.image)
 
-    def _rebuild_f5(self) -> None:
+    def _rebuild_f5(self, entries: list[dict]) -> None:
         v = self.vtoc
-        entries = f5_entries(self.free_extents(), self.heads)
-        chunks = [entries[i : i + F5_EXTENTS] for i in range(0, len(entries), F5_EXTENTS)]
-        chunks = chunks or [[]]
         try:
             old = [a for a, _ in v.f5_chain()]
         except FormatError:
             start = v.f5_start()
             old = [start] if start else []  # a broken chain: keep only its head
+        self._rebuild_chain(old, entries, F5_EXTENTS, build_f5, "Format-5")
+
+    def _rebuild_f7(self) -> Cchhr:
+        """Write the free extents into an F7 chain; returns the first F7's address."""
+        v = self.vtoc
+        try:
+            old = [a for a, _ in v.f7_chain()]
+        except FormatError:
+            start = v.f7_start()
+            ok = start in v and fmt_of(v.get(start)) == FMT_F7
+            old = [start] if ok else []  # a broken chain: keep only its head
+        # F7s that no chain reaches are leftovers: reuse them (or clear them below).
+        old += [a for a, raw in v.items() if fmt_of(raw) == FMT_F7 and a not in old]
+        entries = f7_entries(self.free_extents())
+        return self._rebuild_chain(old, entries, F7_EXTENTS, build_f7, "Format-7")[0]
+
+    def _rebuild_chain(
+        self, old: list[Cchhr], entries: list[dict], per_dscb: int, build, what: str
+    ) -> list[Cchhr]:
+        """Put ``entries`` into a chain of DSCBs, reusing ``old`` slots first, then F0s;
+        old slots left over become F0.  Returns the chain's addresses (at least one)."""
+        v = self.vtoc
+        chunks = [entries[i : i + per_dscb] for i in range(0, len(entries), per_dscb)]
+        chunks = chunks or [[]]
         addrs = old[: len(chunks)]
         for addr in old[len(chunks) :]:
             v.clear(addr)
@@ -530,13 +589,14 @@ class Volume:
                 addrs.append(addr)
         if len(addrs) < len(chunks):
             raise SpaceError(
-                f"the VTOC is full: no DSCB left for a Format-5 ({len(v.slots)} DSCBs)",
+                f"the VTOC is full: no DSCB left for a {what} ({len(v.slots)} DSCBs)",
                 self.path,
                 self.volser,
             )
         for i, (addr, chunk) in enumerate(zip(addrs, chunks, strict=True)):
             ptr = addrs[i + 1] if i + 1 < len(addrs) else (0, 0, 0)
-            v.put(addr, build_f5(chunk, ptr))
+            v.put(addr, build(chunk, ptr))
+        return addrs
 
     def _take_slot(self, exclude: tuple[Cchhr, ...] = ()) -> Cchhr:
         for addr in self.vtoc.free_slots():
@@ -559,9 +619,19 @@ class Volume:
         return lo
 
     def _dcb(
-        self, recfm: int, lrecl: int | None, blksize: int | None, keylen: int, where: str
+        self, recfm: int, lrecl: int | str | None, blksize: int | None, keylen: int, where: str
     ) -> tuple[int, int]:
-        """Check (and default) LRECL and BLKSIZE for ``recfm``; returns them."""
+        """Check (and default) LRECL and BLKSIZE for ``recfm``; returns them.
+
+        LRECL=X (``"X"`` or X'8000', FORMATS.md 7.2) is accepted for VS/VBS only."""
+        if isinstance(lrecl, str):
+            if lrecl.strip().upper() != "X":
+                raise FormatError(f"LRECL {lrecl!r} must be a number or X", self.path, where)
+            lrecl = LRECL_X
+        elif lrecl is not None and (isinstance(lrecl, bool) or not isinstance(lrecl, int)):
+            raise FormatError(f"LRECL {lrecl!r} must be a number or X", self.path, where)
+        if blksize is not None and (isinstance(blksize, bool) or not isinstance(blksize, int)):
+            raise FormatError(f"BLKSIZE {blksize!r} must be a number", self.path, where)
         fmt = recfm & 0xC0
         blocked = bool(recfm & 0x10)
         spanned = bool(recfm & 0x08)
@@ -586,8 +656,20 @@ class Volume:
                 )
         elif fmt == 0x40:  # V
             lrecl = 80 if lrecl is None else lrecl
-            if not 5 <= lrecl <= MAX_BLKSIZE:
-                raise FormatError(f"LRECL {lrecl} is not 5..{MAX_BLKSIZE}", self.path, where)
+            if lrecl == LRECL_X:
+                # LRECL=X: records of any length, so only spanned records can hold them.
+                if not spanned:
+                    raise FormatError(
+                        "LRECL=X (X'8000') needs spanned records (RECFM VS or VBS)",
+                        self.path,
+                        where,
+                    )
+                if blksize is None:
+                    blksize = half or MAX_BLKSIZE
+            elif not 5 <= lrecl <= MAX_BLKSIZE:
+                raise FormatError(
+                    f"LRECL {lrecl} is not 5..{MAX_BLKSIZE} (or X for VS/VBS)", self.path, where
+                )
             if blksize is None:
                 blksize = max(half, lrecl + 4) if blocked else lrecl + 4
                 blksize = min(blksize, MAX_BLKSIZE)
@@ -625,7 +707,7 @@ class Volume:
         dsname: str,
         dsorg: str = "PS",
         recfm: str | int = "FB",
-        lrecl: int | None = None,
+        lrecl: int | str | None = None,
         blksize: int | None = None,
         keylen: int = 0,
         space: tuple = ("TRK", 1, 0),
@@ -637,8 +719,9 @@ class Volume:
 
         PS gets an EOF record at R1 of its first track; PO gets ``dirblks`` empty
         directory blocks and an EOF.  DS1LSTAR points at that EOF, as ``dasdload``
-        writes it.  LRECL defaults to 80 (0 for RECFM U); BLKSIZE to the half-track
-        optimum for FB/VB, LRECL (+4 for V) unblocked, 6144 for U.
+        writes it.  LRECL defaults to 80 (0 for RECFM U); ``"X"`` (stored as X'8000') is
+        LRECL=X for VS/VBS.  BLKSIZE defaults to the half-track optimum for FB/VB (and
+        LRECL=X), LRECL (+4 for V) unblocked, 6144 for U.
         """
         name = validate_dsname(dsname)
         where = f"{self.volser}: {name}"
@@ -883,7 +966,9 @@ class Volume:
         out.extend(self._check_datasets(infos))
         if not vtoci & DS4IVTOC:  # an index keeps its own counts (FORMATS.md 5.2)
             out.extend(self._check_counts(f4, f4where))
-            if not vtoci & (DS4DOSBT | DS4EFVLD):
+            if vtoci & DS4EFVLD:
+                out.extend(self._check_f7(f4, f4where))
+            elif not vtoci & DS4DOSBT:
                 out.extend(self._check_f5())
         return out
 
@@ -949,17 +1034,47 @@ class Volume:
             return [f"{exc.where}: {exc.message}"]
         if not chain:
             return [f"{where}: no Format-5 DSCB, and DS4VTOCI does not mark it invalid"]
-        listed = merge(f5_free([r for _, r in chain], self.heads, where, self.path))
+        try:
+            listed = f5_free([r for _, r in chain], self.heads, where, self.path)
+        except FormatError as exc:
+            return [f"{exc.where}: {exc.message}"]
+        return self._compare_free("F5", where, listed)
+
+    def _check_f7(self, f4, f4where: str) -> list[str]:
+        where = f"{self.volser} F7 DSCB"
+        out = []
+        if f4.ds4eflvl != DS4EFLVL_F7:
+            out.append(
+                f"{f4where}: DS4EFVLD is set but DS4EFLVL is X'{f4.ds4eflvl:02X}', not X'07'"
+            )
+        try:
+            chain = self.vtoc.f7_chain()
+            listed = f7_free([r for _, r in chain], where, self.path)
+        except FormatError as exc:
+            return out + [f"{exc.where}: {exc.message}"]
+        if not chain:
+            return out + [f"{f4where}: DS4EFVLD is set but DS4EFPTR names no Format-7 DSCB"]
+        return out + self._compare_free("F7", where, listed)
+
+    def _compare_free(self, kind: str, where: str, listed: list[tuple[int, int]]) -> list[str]:
+        """A finding when the free extents a chain lists are not exactly the free space."""
+        ordered = sorted(listed)
+        overlaps = [(a, b) for a, b in zip(ordered, ordered[1:], strict=False) if b[0] <= a[1]]
+        out = [
+            f"{where}: {kind} extents {_span(*a, self.heads)} and {_span(*b, self.heads)} overlap"
+            for a, b in overlaps[:3]
+        ]
+        listed = merge(listed)
         actual = self.free_extents()
         if listed == actual:
-            return []
+            return out
         extra = [x for x in listed if x not in actual][:3]
         missing = [x for x in actual if x not in listed][:3]
         text = "; ".join(
-            [f"F5 lists {_span(b, e, self.heads)}" for b, e in extra]
-            + [f"free but not in F5: {_span(b, e, self.heads)}" for b, e in missing]
+            [f"{kind} lists {_span(b, e, self.heads)}" for b, e in extra]
+            + [f"free but not in {kind}: {_span(b, e, self.heads)}" for b, e in missing]
         )
-        return [f"{where}: free space disagrees with the extents ({text})"]
+        return out + [f"{where}: free space disagrees with the extents ({text})"]
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -1032,11 +1147,32 @@ def vtoc_tracks(device: Device, cyls: int) -> int:
     return -(-(tracks + 1) // heads) * heads - 1
 
 
-def _format_volume(image: DasdImage, volser: str, owner: str) -> None:
-    """Write track 0 (IPL1, IPL2, VOL1) and an empty VTOC (F4, F5, F0s) from 0/1."""
+def vtoc_size(device: Device, cyls: int, wanted: int | None = None, path=None) -> int:
+    """The VTOC size of a new volume: ``wanted`` tracks (checked) or the default rule."""
+    if wanted is None:
+        return vtoc_tracks(device, cyls)
+    total = cyls * device.heads
+    per_track = device.records_per_track(44, 96)
+    if isinstance(wanted, bool) or not isinstance(wanted, int) or not 1 <= wanted < total:
+        raise FormatError(
+            f"VTOC size {wanted!r} must be 1..{total - 1} tracks (track 0 holds the label)",
+            path,
+        )
+    if wanted * per_track > 0xFFFF + 3:
+        # DS4DSREC, the count of free DSCBs, is a halfword.
+        raise FormatError(
+            f"a VTOC of {wanted} tracks holds {wanted * per_track} DSCBs; DS4DSREC counts "
+            "at most 65535 free ones",
+            path,
+        )
+    return wanted
+
+
+def _format_volume(image: DasdImage, volser: str, owner: str, ntracks: int) -> None:
+    """Write track 0 (IPL1, IPL2, VOL1) and an empty VTOC from 0/1: F4, F5, on volumes
+    of more than 65535 tracks an F7 listing the free space, then F0s."""
     dev = image.device
     heads = image.heads
-    ntracks = vtoc_tracks(dev, image.cyls)
     vtoc_begin, vtoc_end = 1, ntracks
     owner_text = owner.upper() if len(owner) > 10 else "    " + owner.upper()
     vol1 = Vol1.build(
@@ -1061,15 +1197,19 @@ def _format_volume(image: DasdImage, volser: str, owner: str) -> None:
     f5 = build_f5(f5_entries(free, heads) if small else [])
     bcyl, btrk = divmod(vtoc_begin, heads)
     ecyl, etrk = divmod(vtoc_end, heads)
+    # The F7 follows the F5 (R3), as s390-tools and Hercules place it; the last
+    # non-empty DSCB is DS4HPCHR while there is no F1.
+    last_rec = 2 if small else 3
+    efptr = bytes(5) if small else bcyl.to_bytes(2, "big") + btrk.to_bytes(2, "big") + b"\x03"
     f4 = Format4.build(
         dict(
             ds4keyid=b"\x04" * 44,
             ds4idfmt=0xF4,
-            ds4hpchr=dict(cyl=0, head=1, rec=2),  # no F1 yet: the F5 is the last DSCB
-            ds4dsrec=ntracks * per_track - 2,
+            ds4hpchr=dict(cyl=bcyl, head=btrk, rec=last_rec),
+            ds4dsrec=ntracks * per_track - last_rec,
             ds4hcchh=image.cyls.to_bytes(2, "big") + b"\x00\x00",
             ds4noatk=0,
-            ds4vtoci=0 if small else DS4DOSBT,
+            ds4vtoci=0 if small else DS4DOSBT | DS4EFVLD,
             ds4noext=1,
             ds4smsfg=0,
             ds4devac=0,
@@ -1092,8 +1232,8 @@ def _format_volume(image: DasdImage, volser: str, owner: str) -> None:
                 xttype=XTTYPE_DATA, xtseqn=0, xtbcyl=bcyl, xtbtrk=btrk, xtecyl=ecyl, xtetrk=etrk
             ),
             ds4res2=bytes(10),
-            ds4eflvl=0,
-            ds4efptr=bytes(5),
+            ds4eflvl=0 if small else DS4EFLVL_F7,
+            ds4efptr=efptr,
             ds4res3=0,
             ds4dcyl=0,
             ds4res4=bytes(2),
@@ -1106,8 +1246,10 @@ def _format_volume(image: DasdImage, volser: str, owner: str) -> None:
         slots = [empty] * per_track
         if trk == vtoc_begin:
             slots[0], slots[1] = f4, f5
+            if not small:
+                slots[2] = build_f7(f7_entries(free))
         cyl, head = divmod(trk, heads)
         image.write_track(trk, build_track(cyl, head, [(s[:44], s[44:]) for s in slots]))
 
 
-__all__ = ["Volume", "validate_volser", "vtoc_tracks"]
+__all__ = ["Volume", "validate_volser", "vtoc_tracks", "vtoc_size", "MAX_CYLS"]

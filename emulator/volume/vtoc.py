@@ -1,4 +1,4 @@
-"""The VTOC of one volume, held in memory (FORMATS.md 4, 5.1-5.3, 5.6).
+"""The VTOC of one volume, held in memory (FORMATS.md 4, 5.1-5.3, 5.6, 5.7).
 
 :class:`Vtoc` reads every track of the VTOC extent (DS4VTOCE) once, keeps each DSCB
 slot as 140 bytes addressed by its CCHHR, and writes back only the tracks whose
@@ -10,6 +10,21 @@ Free space (pure functions at the bottom): the volume's used tracks are track 0
 (IPL records and VOL1), the VTOC extent and every data set extent; everything else is
 free.  Format-5 DSCBs hold free extents as (relative track, whole cylinders, extra
 tracks); with 16-bit relative tracks they can describe volumes up to 65535 tracks.
+Larger volumes keep free space in Format-7 DSCBs (FORMATS.md 5.7): 16 extents of two
+32-bit relative track addresses each, chained from DS4EFPTR.
+
+**F7 end value.**  FORMATS.md 5.7 leaves open whether the second word is the last free
+track or the last free track + 1.  We write and read it as **last + 1** (an exclusive
+end), the way IBM's own s390-tools code does: ``include/lib/vtoc.h`` declares
+``ds7ext`` as "starting RTA value" / "ending RTA value + 1", and ``libvtoc/vtoc.c``
+``vtoc_set_freespace`` stores ``stop + 1`` (its merge and split logic compares one
+extent's end with the next one's start, which only works with exclusive ends).
+Hercules' ``dasdinit -linux`` (hyperion ``dasdutil.c`` ``create_ckd_file``) writes
+``total tracks - 1`` for a whole-volume extent that starts at track 2, which read with
+the same rule leaves the volume's last track out of the free space: safe (a track is
+never handed out twice), and ``Volume.check`` reports it.  Both writers put the F7
+right after the F5 (R3 of the first VTOC track) and set DS4VTOCI X'A0' (DS4DOSBT with
+DS4EFVLD: the F5 is empty, the F7s are valid) and DS4EFLVL X'07'; so do we.
 """
 
 from __future__ import annotations
@@ -24,6 +39,7 @@ from emulator.layouts.vtoc import (
     DSCB_SIZE,
     Format4,
     Format5,
+    Format7,
 )
 from emulator.track import build_track, parse_track
 from emulator.volume.dscb import (
@@ -31,6 +47,7 @@ from emulator.volume.dscb import (
     FMT_F1,
     FMT_F4,
     FMT_F5,
+    FMT_F7,
     FMT_F8,
     Cchhr,
     cchh_to_trk,
@@ -41,6 +58,8 @@ F4_KEY = b"\x04" * 44
 F5_KEYID = b"\x05\x05\x05\x05"
 F5_EXTENTS = 26  # 8 in the key area, 18 in the data area
 F5_MAX_TRACKS = 0xFFFF  # DS5 relative track addresses are 16 bits
+F7_KEYID = b"\x07\x07\x07\x07"
+F7_EXTENTS = 16  # 5 in the key area, 11 in the data area
 
 
 def fmt_of(raw: bytes) -> int:
@@ -256,6 +275,18 @@ class Vtoc:
             return []
         return self.chain(start, {FMT_F5}, f"{self.volser} F5 chain")
 
+    def f7_start(self) -> Cchhr | None:
+        """The first F7: the DSCB that DS4EFPTR names (None when it is zero)."""
+        ptr = self.f4().ds4efptr
+        addr = (int.from_bytes(ptr[0:2], "big"), int.from_bytes(ptr[2:4], "big"), ptr[4])
+        return None if addr == (0, 0, 0) else addr
+
+    def f7_chain(self) -> list[tuple[Cchhr, bytes]]:
+        start = self.f7_start()
+        if start is None:
+            return []
+        return self.chain(start, {FMT_F7}, f"{self.volser} F7 chain")
+
     # -- writing ----------------------------------------------------------------------
     def flush(self, image) -> None:
         """Write every track with a changed slot (records keep their numbers R1..Rn)."""
@@ -336,4 +367,54 @@ def build_f5(entries: list[dict], ptr: Cchhr = (0, 0, 0)) -> bytes:
     )
 
 
-__all__ = ["Vtoc", "merge", "complement", "f5_entries", "f5_free", "build_f5", "fmt_of"]
+def f7_entries(free: list[tuple[int, int]]) -> list[dict]:
+    """Free intervals (inclusive) -> F7Extent field dicts (start, last + 1)."""
+    return [dict(start=b, end=e + 1) for b, e in free]
+
+
+def f7_free(raws: list[bytes], where: str = "", path=None) -> list[tuple[int, int]]:
+    """The free intervals (inclusive) an F7 chain lists; all-zero entries are unused."""
+    out = []
+    for n, raw in enumerate(raws, 1):
+        f7 = parse_at(Format7, raw, 0, where, path)
+        for i, item in enumerate(list(f7.ds7extnt) + list(f7.ds7adext), 1):
+            if item.start == 0 and item.end == 0:
+                continue
+            if item.end <= item.start:
+                raise FormatError(
+                    f"F7 DSCB {n} extent {i}: end {item.end} is not after start {item.start} "
+                    "(the end is the last free track + 1)",
+                    path,
+                    where,
+                )
+            out.append((item.start, item.end - 1))
+    return out
+
+
+def build_f7(entries: list[dict], ptr: Cchhr = (0, 0, 0)) -> bytes:
+    """One Format-7 DSCB with up to 16 free extents."""
+    items = list(entries) + [dict(start=0, end=0)] * (F7_EXTENTS - len(entries))
+    return Format7.build(
+        dict(
+            ds7keyid=F7_KEYID,
+            ds7extnt=items[:5],
+            ds7fmtid=FMT_F7,
+            ds7adext=items[5:],
+            ds7res1=bytes(2),
+            ds7ptrds=dict(cyl=ptr[0], head=ptr[1], rec=ptr[2]),
+        )
+    )
+
+
+__all__ = [
+    "Vtoc",
+    "merge",
+    "complement",
+    "f5_entries",
+    "f5_free",
+    "build_f5",
+    "f7_entries",
+    "f7_free",
+    "build_f7",
+    "fmt_of",
+]
