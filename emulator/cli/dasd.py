@@ -502,6 +502,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("output")
     compress_opts(sp)
 
+    from emulator.cli import tape as tape_cli
+
+    tape_cli.add_subcommands(add)
+
     sp = add("demo", cmd_demo, "create a small volume and show every step")
     sp.add_argument("--dir", help="folder for demo.3390 (default: a new temporary folder)")
     return p

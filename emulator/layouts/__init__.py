@@ -1,7 +1,8 @@
 """Every on-disk structure, declared once with Construct, plus what is derived from it.
 
 Modules: ``ckd`` (Hercules image headers, CCKD tables, count fields), ``vtoc`` (VOL1,
-DSCBs, extents), ``pds`` (directory entries, ISPF statistics).  No I/O happens here.
+DSCBs, extents), ``pds`` (directory entries, ISPF statistics), ``iebcopy`` (COPYR1,
+COPYR2, block prefixes), ``xmit`` (NETDATA), ``tape`` (AWS/HET headers, labels).  No I/O happens here.
 
 Helpers shared by every layout:
 
@@ -13,6 +14,7 @@ Helpers shared by every layout:
 
 from __future__ import annotations
 
+import functools
 import struct as _struct
 
 import construct as cs
@@ -23,10 +25,7 @@ from emulator.errors import FormatError
 
 def parse_at(layout: cs.Construct, buf: bytes, offset: int = 0, where: str = "", path=None):
     """Parse ``layout`` from ``buf`` at ``offset``; any failure becomes a FormatError."""
-    try:
-        size = layout.sizeof()
-    except cs.SizeofError:
-        size = None
+    size = _fixed_size(layout)
     if size is not None and offset + size > len(buf):
         raise FormatError(
             f"{_name(layout)} needs {size} bytes at offset {offset}, only {max(0, len(buf) - offset)} there",
@@ -42,6 +41,15 @@ def parse_at(layout: cs.Construct, buf: bytes, offset: int = 0, where: str = "",
         return layout.parse(bytes(view))
     except (cs.ConstructError, _struct.error, ValueError, UnicodeDecodeError) as exc:
         raise FormatError(f"{_name(layout)} at offset {offset}: {exc}", path, where) from None
+
+
+@functools.lru_cache(maxsize=512)
+def _fixed_size(layout: cs.Construct) -> int | None:
+    """A layout's size, or None if it is variable (sizeof costs as much as a parse)."""
+    try:
+        return layout.sizeof()
+    except cs.SizeofError:
+        return None
 
 
 def _name(layout: cs.Construct) -> str:
