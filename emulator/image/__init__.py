@@ -69,6 +69,8 @@ def open_image(path: str | os.PathLike, writable: bool = False) -> DasdImage:
     path = os.fspath(path)
     hdr, dev = read_header(path)
     if os.path.exists(path + ".journal"):
+        # Either a commit is running now (recover waits for it under the commit lock)
+        # or one was interrupted and must be rolled back before anything is read.
         if not os.access(path, os.W_OK):
             raise ConflictError(
                 "an interrupted write must be rolled back; open the image read-write", path

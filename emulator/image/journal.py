@@ -7,8 +7,11 @@ Every commit that changes image files goes through :func:`apply_writes`:
 2. the new bytes are written and flushed;
 3. the journal is deleted.
 
-A journal found at open time (:func:`recover`) means step 2 may be half done: if the
-journal is whole (its trailer CRC matches) the saved bytes are put back and the files
+Steps 1-3 run under an exclusive ``flock`` on the first image file (:func:`commit_lock`).
+A journal found at open time (:func:`recover`) is only acted on under that same lock,
+and only if it is still there once the lock is held: a journal whose writer is alive
+(committing right now) is waited for, never rolled back under it.  A journal that
+survives its writer means step 2 may be half done: if the journal is whole (its trailer CRC matches) the saved bytes are put back and the files
 cut to their old sizes, so the image is exactly as before the interrupted commit; a
 journal without a valid trailer means step 2 never started, and it is simply removed.
 
@@ -21,15 +24,42 @@ Journal layout (all big-endian)::
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import struct
+import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
-from emulator.errors import IntegrityError
+from emulator.errors import ConflictError, IntegrityError
 
 MAGIC = b"DASDJNL1"
 TRAILER = b"END!"
+#: How long to wait for another process's commit before giving up (a commit of even a
+#: large transaction takes well under a second; a stuck holder must not hang us).
+LOCK_WAIT = 30.0
+
+
+@contextlib.contextmanager
+def commit_lock(first_file: str, wait: float = LOCK_WAIT) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the image's first file (waits up to ``wait`` s)."""
+    fd = os.open(first_file, os.O_RDONLY)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise ConflictError(
+                        f"another program has held the image locked for {wait:.0f} s", first_file
+                    ) from None
+                time.sleep(0.005)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def journal_path(first_file: str) -> str:
@@ -59,6 +89,11 @@ def apply_writes(files: Sequence[str], writes: Sequence[tuple[int, int, bytes]])
     for name, size in zip(files, sizes, strict=True):
         raw = os.path.basename(name).encode()
         body += struct.pack(">H", len(raw)) + raw + struct.pack(">Q", size)
+    with commit_lock(files[0]):
+        _apply_locked(files, writes, sizes, body)
+
+
+def _apply_locked(files, writes, sizes, body: bytearray) -> None:
     handles = [open(f, "r+b") for f in files]  # noqa: SIM115 - closed below
     try:
         for idx, offset, data in writes:
@@ -92,12 +127,20 @@ def apply_writes(files: Sequence[str], writes: Sequence[tuple[int, int, bytes]])
 def recover(first_file: str) -> str | None:
     """Undo an interrupted commit of the image whose first file is ``first_file``.
 
-    Returns None when there was nothing to do, else a short description of what was
-    done ("rolled back" or "discarded an unapplied journal").
+    Waits for a commit in progress (its journal then disappears by itself).  Returns
+    None when there was nothing to do, else a short description of what was done
+    ("rolled back" or "discarded an unapplied journal").
     """
+    if not os.path.exists(journal_path(first_file)):
+        return None
+    with commit_lock(first_file):
+        return _recover_locked(first_file)
+
+
+def _recover_locked(first_file: str) -> str | None:
     jpath = journal_path(first_file)
     if not os.path.exists(jpath):
-        return None
+        return None  # its writer finished while we waited for the lock
     with open(jpath, "rb") as jf:
         body = jf.read()
     whole = (
@@ -148,4 +191,4 @@ def recover(first_file: str) -> str | None:
     return "rolled back an interrupted write"
 
 
-__all__ = ["apply_writes", "recover", "journal_path"]
+__all__ = ["apply_writes", "recover", "journal_path", "commit_lock"]
