@@ -15,8 +15,13 @@ Methods: ``SEQ file`` copies a binary file into F/FB records (the last record pa
 with X'00', as dasdload does); ``TEXT file`` turns each line (LF or CRLF) into one
 EBCDIC record through a code page, blank-padded to LRECL for F; ``EMPTY`` allocates
 (an EOF for PS, an empty directory for PO); ``dummy VTOC TRK n`` gives the VTOC's size.
-``XMIT``, ``XMSEQ`` and ``VS`` are not yet supported; ``DIP`` and ``CVOL`` (OS/360
-system data sets) and IPL text are not supported.
+``XMIT file`` loads the PDS a TSO XMIT file carries (its IEBCOPY unload, FORMATS.md 8
+and 9), ``XMSEQ file`` the sequential data set one carries, and ``VS file`` a PDS from
+a binary IEBCOPY unload (records back to back, as dasdload reads it; with BDWs and
+RDWs too).  For these three the DCB comes from the file, as in dasdload (the XMIT's
+IEBCOPY INMR02, or COPYR1), the directory gets the blocks the file asks for (or the
+control file's, if more), and the primary space is raised to what the data needs.
+``DIP`` and ``CVOL`` (OS/360 system data sets) and IPL text are not supported.
 
 Differences from Hercules, on purpose: the whole file is parsed and every input file
 read before the image is created, and any error deletes the half-made image (dasdload
@@ -37,6 +42,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from emulator import codepage as cp
 from emulator.errors import (
@@ -47,9 +53,9 @@ from emulator.errors import (
     UnsupportedError,
 )
 
-NOT_YET = ("XMIT", "XMSEQ", "VS")  # unload formats: planned
+UNLOAD_METHODS = ("XMIT", "XMSEQ", "VS")  # TSO XMIT files and IEBCOPY unloads
 NOT_SUPPORTED = ("DIP", "CVOL")  # OS/360 system data set initialisers
-FILE_METHODS = ("SEQ", "TEXT") + NOT_YET
+FILE_METHODS = ("SEQ", "TEXT") + UNLOAD_METHODS
 METHODS = FILE_METHODS + ("EMPTY", "VTOC") + NOT_SUPPORTED
 DSORGS = ("PS", "PO", "DA", "IS")
 _VOLSER_RE = re.compile(r"^[A-Z0-9@#$]{1,6}$")
@@ -232,6 +238,8 @@ def _parse_attributes(stmt: DatasetStmt, rest: list[str], path, where: str) -> N
         raise FormatError(f"unexpected {' '.join(rest[9:])!r} after the key length", path, where)
     if stmt.dsorg in ("DA", "IS"):
         raise UnsupportedError(f"DSORG {stmt.dsorg} is not supported", path, where)
+    if stmt.method in UNLOAD_METHODS:
+        return  # the DCB and directory come from the file (dirblks only adds blocks)
     if stmt.dsorg == "PO" and stmt.dirblks == 0:
         raise FormatError("a PO data set needs directory blocks (4th number)", path, where)
     if stmt.dsorg != "PO" and stmt.dirblks:
@@ -364,16 +372,19 @@ def load(
     dev, model_cyls = parse_devtype(ctl.volume.devtype)
 
     # Read and convert every input first: a missing file or a bad line writes nothing.
-    plans: list[tuple[DatasetStmt, list[bytes] | None]] = []
+    plans: list[tuple[DatasetStmt, list[bytes] | None, Any]] = []
     for stmt in ctl.datasets:
         where = f"line {stmt.line}: {stmt.dsname}"
-        if stmt.method in NOT_YET:
-            raise UnsupportedError(f"method {stmt.method} is not yet supported", ctl_path, where)
         records = None
-        if stmt.method in ("SEQ", "TEXT"):
-            data = _read_file(_resolve(stmt.file, ctl_path.parent), ctl_path, where)
-            records = records_for(stmt, data, codepage, ctl_path, where)
-        plans.append((stmt, records))
+        source = None
+        if stmt.method in FILE_METHODS:
+            file = _resolve(stmt.file, ctl_path.parent)
+            data = _read_file(file, ctl_path, where)
+            if stmt.method in UNLOAD_METHODS:
+                source = _unload_source(stmt, data, file, ctl_path, where)
+            else:
+                records = records_for(stmt, data, codepage, ctl_path, where)
+        plans.append((stmt, records, source))
 
     image_path = Path(image_path)
     if image_path.exists():
@@ -399,8 +410,11 @@ def load(
         )
         # One transaction: the tracks reach the file together (and journal once).
         with vol.transaction():
-            for stmt, records in plans:
+            for stmt, records, source in plans:
                 current = f"line {stmt.line}"
+                if source is not None:
+                    _load_unload_stmt(vol, stmt, source)
+                    continue
                 primary = stmt.primary
                 if primary is None:  # unit without quantity: as much as the data needs
                     need = _tracks_needed(dev, stmt, records or [])
@@ -432,6 +446,62 @@ def load(
             raise exc from None
         raise
     return vol
+
+
+def _unload_source(stmt: DatasetStmt, data: bytes, file: Path, ctl_path, where: str):
+    """Read the XMIT file or unload of an XMIT/XMSEQ/VS statement before anything is
+    written: ("pds", unload, XmitFile or None) or ("seq", None, XmitFile).  An error
+    names the control file line and the input file's place."""
+    from emulator.interchange import unload as ul
+    from emulator.interchange import xmit
+
+    try:
+        if stmt.method == "VS":
+            return ("pds", ul.parse_unload_bytes(data, os.fspath(file)), None)
+        tx = xmit.read_xmit(data)
+        tx.path = os.fspath(file)
+        if stmt.method == "XMIT":
+            pdses = [f for f in tx.files if f.kind == "pds"]
+            if len(pdses) != 1:
+                what = (
+                    "no IEBCOPY unload (XMSEQ loads a sequential data set)"
+                    if not pdses
+                    else (f"{len(pdses)} PDSes; one statement loads one")
+                )
+                raise FormatError(f"the XMIT file holds {what}")
+            return ("pds", xmit.read_pds(pdses[0]), pdses[0])
+        # A transmission of only a message is loaded as that message (it is a
+        # sequential file); next to a PDS it is not what XMSEQ asks for.
+        seqs = [f for f in tx.files if f.kind == "sequential"] or (
+            tx.messages if not tx.datasets else []
+        )
+        if len(seqs) != 1:
+            what = (
+                "a PDS (load it with XMIT)"
+                if any(f.kind == "pds" for f in tx.files)
+                else "no data set"
+            )
+            if len(seqs) > 1:
+                what = f"{len(seqs)} sequential data sets; one statement loads one"
+            raise FormatError(f"the XMIT file holds {what}")
+        return ("seq", None, seqs[0])
+    except EmulatorError as exc:
+        inner = ": ".join(p for p in (file.name, exc.where, exc.message) if p)
+        raise type(exc)(inner, ctl_path, where) from None
+
+
+def _load_unload_stmt(vol, stmt: DatasetStmt, source) -> None:
+    """Allocate and load one XMIT/XMSEQ/VS data set (inside the load's transaction)."""
+    from emulator.interchange import xmit
+
+    kind, unload, xfile = source
+    space = (stmt.unit, stmt.primary, stmt.secondary)
+    if kind == "seq":
+        xmit.store_sequential(vol, stmt.dsname, xfile, space=space)
+        return
+    dcb = xmit.xmit_dcb(xfile) if xfile is not None else None
+    dirblks = max(stmt.dirblks, xfile.dirblks if xfile is not None else 0)
+    xmit.store_pds(vol, stmt.dsname, unload, dcb, dirblks, space=space)
 
 
 def _remove_image(image_path: Path) -> None:

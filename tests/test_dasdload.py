@@ -174,9 +174,10 @@ def test_text_variable_and_undefined(tmp_path):
         ("V1 3390 2\nA.B TEXT long.txt trk 1 0 0 ps fb 10 800\n", "longer", FormatError),
         ("V1 3390 2\nA.B SEQ long.txt trk 1 0 0 ps vb 80 800\n", "RECFM F", FormatError),
         ("V1 3390 2\nA.B SEQ long.txt trk 1 0 0 po fb 80 800 \n", "directory", FormatError),
-        ("V1 3390 2\nA.B XMIT long.txt\n", "not yet supported", UnsupportedError),
-        ("V1 3390 2\nA.B XMSEQ long.txt\n", "not yet supported", UnsupportedError),
-        ("V1 3390 2\nA.B VS long.txt\n", "not yet supported", UnsupportedError),
+        ("V1 3390 2\nA.B XMIT long.txt\n", "long.txt: offset 0: not a TSO XMIT", FormatError),
+        ("V1 3390 2\nA.B XMSEQ long.txt\n", "long.txt: offset 0: not a TSO XMIT", FormatError),
+        ("V1 3390 2\nA.B VS long.txt\n", "long.txt: not an IEBCOPY unload", FormatError),
+        ("V1 3390 2\nA.B XMIT missing.xmi\n", "not found", NotFoundError),
         # valid syntax, fails while writing: the primary is too small, no secondary
         ("V1 3390 2\nA.OK EMPTY\nA.B SEQ big.bin trk 1 0 0 ps fb 80 800\n", "", EmulatorError),
         ("V1 3390 2\nA.B EMPTY trk 9999 0 0 ps fb 80 800\n", "", EmulatorError),
@@ -377,3 +378,133 @@ def test_write_bytes_variable_undefined_and_members(tmp_path, dsn, dcb, cut):
         api.write_bytes(vol, dsn, b"")
         assert api.read_records(vol, dsn) == []
         assert api.check(vol) == []
+
+
+# -- XMIT, XMSEQ and VS (TSO XMIT files and IEBCOPY unloads, FORMATS.md 8-9) ------------
+XMIT_FILES = {
+    "REVIEW.HELP": ("xmit", "yetacp__mvs_sysgen__revhelp.xmi", "trk 30 5 20"),
+    "REVIEW.LOAD": ("xmit", "yetacp__mvs_sysgen__rev370ld.xmi", ""),
+    "RTI.LOADLIB": ("xmit", "CBTTape__CBT746__LOADLIB.xmi", "cyl"),
+    "PYTHON.XMI.PDS": ("xmit", "mainframed__xmi__test_pds_msg.xmi", "trk 1 2"),
+    "PYTHON.XMI.SEQ": ("xmseq", "mainframed__xmi__test_seq.xmi", ""),
+    "RTI.VS": ("vs", "rti.unl", ""),  # written by _unload_inputs
+}
+
+
+def _unload_inputs(real: Path, tmp: Path) -> str:
+    """The control file for XMIT_FILES, and rti.unl: the unload records the CBT746 XMIT
+    carries, back to back (56-byte COPYR1), which is the binary form dasdload VS reads."""
+    from emulator.interchange.xmit import read_xmit
+
+    (pds,) = read_xmit(real / "CBTTape__CBT746__LOADLIB.xmi").files
+    (tmp / "rti.unl").write_bytes(b"".join(pds.records))
+    lines = ["XMITV 3390 20"]
+    for dsn, (method, name, rest) in XMIT_FILES.items():
+        path = tmp / name if name == "rti.unl" else real / name
+        lines.append(f"{dsn} {method} {path} {rest}".rstrip())
+    lines.append("EMPTY.PS empty trk 1 0 0 ps fb 80 3120")
+    return "\n".join(lines) + "\n"
+
+
+def test_xmit_xmseq_and_vs_load(real_fixtures, tmp_path):
+    from emulator import api
+    from emulator.pds.pds import Pds
+    from emulator.volume import Volume
+
+    image = _ours(tmp_path, _unload_inputs(real_fixtures, tmp_path))
+    with Volume.open(image) as vol:
+        assert api.check(vol) == []
+        infos = {i.dsname: i for i in vol.datasets()}
+        assert list(infos) == [*XMIT_FILES, "EMPTY.PS"]
+        help_ = infos["REVIEW.HELP"]
+        assert (help_.recfm, help_.lrecl, help_.blksize, help_.space) == (
+            "FB",
+            80,
+            6480,
+            ("TRK", 30, 5),
+        )
+        assert len(Pds(vol, "REVIEW.HELP")._directory(help_)[1]) == 20  # INMDIR 20
+        assert infos["RTI.LOADLIB"].space[0] == "CYL"
+        assert infos["PYTHON.XMI.PDS"].tracks >= 3  # primary raised to what the data needs
+        assert (infos["RTI.VS"].recfm, infos["RTI.VS"].blksize) == ("U", 13682)
+        load = [e.name for e in Pds(vol, "RTI.LOADLIB").members()]
+        assert [e.name for e in Pds(vol, "RTI.VS").members()] == load and len(load) == 11
+        seq = api.read_records(vol, "PYTHON.XMI.SEQ")
+        assert len(seq) == 33 and seq[0].decode("cp037").startswith("//XMITAPE")
+
+
+@hercules_required
+@pytest.mark.oracle
+def test_xmit_methods_same_as_hercules_dasdload(real_fixtures, tmp_path):
+    import oracle
+
+    from emulator.pds.directory import user_ttr_offsets
+    from emulator.pds.pds import Pds
+    from emulator.volume import Volume
+
+    ctl = _unload_inputs(real_fixtures, tmp_path)
+    herc = oracle.dasdload(ctl, tmp_path / "herc.3390", tmp_path)
+    ours = _ours(tmp_path, ctl)
+    assert oracle.dasdls(ours) == oracle.dasdls(herc)
+    keys = ("dsname", "dsorg", "recfm", "lrecl", "blksize", "keylen", "extents")
+    strip = lambda rows: [{k: r.get(k) for k in keys} for r in rows]  # noqa: E731
+    assert strip(oracle.dasdls_info(ours)) == strip(oracle.dasdls_info(herc))
+    assert oracle.dasdseq(ours, "PYTHON.XMI.SEQ", tmp_path) == oracle.dasdseq(
+        herc, "PYTHON.XMI.SEQ", tmp_path
+    )
+
+    def entries(image: Path, dsn: str) -> list:
+        # user-data TTRs depend on where the members land; the rest must be equal
+        with Volume.open(image) as vol:
+            out = []
+            for e in Pds(vol, dsn).members():
+                data = bytearray(e.userdata)
+                for off in user_ttr_offsets(e):
+                    data[off : off + 3] = bytes(3)
+                out.append((e.name, e.alias, e.ttr_count, bytes(data)))
+            return out
+
+    for dsn, (method, _, _) in XMIT_FILES.items():
+        if method == "xmseq":
+            continue
+        names = oracle.dasdcat_members(herc, dsn)
+        assert names and oracle.dasdcat_members(ours, dsn) == names, dsn
+        for name in names:
+            got = oracle.dasdcat_member(ours, dsn, name)
+            assert got == oracle.dasdcat_member(herc, dsn, name), f"{dsn}({name})"
+        assert entries(ours, dsn) == entries(herc, dsn), dsn
+
+
+def test_xmit_method_errors(real_fixtures, tmp_path):
+    seq = real_fixtures / "mainframed__xmi__test_seq.xmi"
+    pds = real_fixtures / "mainframed__xmi__test_pds_msg.xmi"
+    checkp = real_fixtures / "mainframed__Enumeration__CHECKP.XMIT"
+    cases = [
+        (f"A.B xmit {seq}", FormatError, "no IEBCOPY unload"),
+        (f"A.B xmseq {pds}", FormatError, "holds a PDS (load it with XMIT)"),
+        (f"A.B xmit {checkp}", UnsupportedError, "program objects"),
+        (f"A.B vs {seq}", FormatError, "this is a TSO XMIT (NETDATA) file"),
+    ]
+    for line, exc, fragment in cases:
+        (tmp_path / "x.ctl").write_text(f"V1 3390 2\nA.OK EMPTY\n{line}\n")
+        with pytest.raises(exc) as info:
+            dasdload.load(tmp_path / "x.ctl", tmp_path / "out.3390")
+        message = str(info.value)
+        assert message.startswith("x.ctl: line 3: A.B: "), message
+        assert fragment in message, message
+        assert not (tmp_path / "out.3390").exists()
+
+
+def test_vs_reads_a_52_byte_copyr1_unload_with_descriptors(real_fixtures, tmp_path):
+    """MVS 3.8j IEBCOPY output as it sits on tape (BDW, RDW, 52-byte COPYR1), which
+    Hercules VS cannot read without first removing the descriptors (SOURCES.md #17)."""
+    from emulator import api
+    from emulator.pds.pds import Pds
+    from emulator.volume import Volume
+
+    unl = real_fixtures / "DERIVED__jake-mainframe__MVSDDT__mvsddt.het.file2.DDTLMOD.iebcopy"
+    image = _ours(tmp_path, f"DDTV 3390 2\nDDT.LOAD vs {unl}\n")
+    with Volume.open(image) as vol:
+        names = [e.name for e in Pds(vol, "DDT.LOAD").members()]
+        assert names == ["DDT", "DDTSYM", "IGC0023C", "MVSDDT"]
+        assert vol.dataset("DDT.LOAD").recfm == "U" and api.check(vol) == []

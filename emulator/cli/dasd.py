@@ -503,7 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
     compress_opts(sp)
 
     from emulator.cli import tape as tape_cli
+    from emulator.cli import xmit as xmit_cli
 
+    xmit_cli.add_subcommands(add)
     tape_cli.add_subcommands(add)
 
     sp = add("demo", cmd_demo, "create a small volume and show every step")
