@@ -80,6 +80,16 @@ class DasdImage:
     def _read_raw(self, trk: int) -> bytes:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def generation(self) -> tuple:
+        """A marker that changes when another program writes the image: (size,
+        mtime_ns) of every file of the image.  For readers running beside a writer
+        (read it before and after reading tracks; a difference means re-read)."""
+        out = []
+        for name in getattr(self, "files", None) or [self.path]:
+            st = os.stat(name)
+            out.append((st.st_size, st.st_mtime_ns))
+        return tuple(out)
+
     # -- writing --------------------------------------------------------------------
     def write_track(self, trk: int, image: bytes) -> None:
         """Stage a new image for ``trk``; it reaches the file when the transaction commits."""

@@ -293,12 +293,34 @@ class CckdImage(DasdImage):
 
     def stored_entry(self, trk: int) -> tuple[int, int, int]:
         """The L2 entry of ``trk``: (trkoff, len, size); trkoff 0 means a null track of
-        the format that ``len`` selects (FORMATS.md 2.4).  With :meth:`read_stored` it
-        tells a reader cheaply whether a track's stored bytes changed."""
+        the format that ``len`` selects (FORMATS.md 2.4; a shadow file's all-ones
+        offset is given as 0 too).  With :meth:`read_stored` it tells a reader cheaply
+        whether a track's stored bytes changed."""
         self._check_trk(trk)
         if self._broken:
             raise ConflictError(self._broken, self.path)
-        return self._entry(trk)
+        off, length, size = self._entry(trk)
+        return (0 if self._is_null_off(off) else off), length, size
+
+    def track_bytes(self, trk: int) -> bytes:
+        """The uncompressed image of ``trk`` as stored: like :meth:`read_track` but not
+        cut at the end-of-track marker and not cached (for bulk readers that walk the
+        count fields themselves, bounded by the slot).  The stored bytes' offset,
+        length, home address and decompressed size are checked as for read_track."""
+        self._check_trk(trk)
+        if self._broken:
+            raise ConflictError(self._broken, self.path)
+        cyl, head = divmod(trk, self.heads)
+        entry = self._entry(trk)
+        if self._is_null_off(entry[0]):
+            from emulator.track import null_track
+
+            return null_track(cyl, head, self._null_format(entry[1]))
+        stored = self.read_stored(trk, entry)
+        if stored[1:HA_SIZE] != cyl.to_bytes(2, "big") + head.to_bytes(2, "big"):
+            raise self._bad(trk, f"track image at offset {entry[0]} is for another track")
+        body = self._decompress(trk, stored[0], stored[HA_SIZE:], entry[0])
+        return b"\x00" + stored[1:HA_SIZE] + body
 
     def generation(self) -> tuple:
         """As :meth:`DasdImage.generation`, plus the compressed device header as it

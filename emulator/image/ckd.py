@@ -119,6 +119,40 @@ class CkdImage(DasdImage):
         fh.seek(offset)
         return fh.read(self.trksize)
 
+    def piece_tracks(self) -> list[tuple[int, int]]:
+        """(first absolute track, number of tracks) of each file of the volume."""
+        return [(first * self.heads, count * self.heads) for _, first, count in self.pieces]
+
+    def slot_view(self, trk_from: int, trk_to: int):
+        """Raw track slots ``trk_from .. trk_to-1`` as a read-only ``(n, trksize)``
+        uint8 NumPy array: a memory map of the file (no copy) when the range lies in
+        one piece, a copy otherwise.  Bytes past a track's end marker are garbage."""
+        import numpy as np
+
+        if not 0 <= trk_from <= trk_to <= self.total_tracks:
+            raise FormatError(
+                f"tracks {trk_from}..{trk_to - 1} are outside the volume "
+                f"({self.total_tracks} tracks)",
+                self.path,
+            )
+        parts = []
+        for (name, _first, _count), (base, ntrk) in zip(
+            self.pieces, self.piece_tracks(), strict=True
+        ):
+            lo, hi = max(trk_from, base), min(trk_to, base + ntrk)
+            if lo >= hi:
+                continue
+            whole = np.memmap(name, dtype=np.uint8, mode="r", offset=DEVHDR_SIZE)
+            if len(whole) < ntrk * self.trksize:
+                raise FormatError(f"file is shorter than its {ntrk} tracks", name)
+            slots = whole[: ntrk * self.trksize].reshape(ntrk, self.trksize)
+            parts.append(slots[lo - base : hi - base])
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:
+            return np.zeros((0, self.trksize), dtype=np.uint8)
+        return np.concatenate(parts)
+
     def _close(self) -> None:
         for fh in self._files:
             fh.close()
