@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from emulator import api
+from emulator.errors import UnsupportedError
 
 XMITS = {
     "REVIEW.HELP": ("xmit", "yetacp__mvs_sysgen__revhelp.xmi"),
@@ -100,3 +101,21 @@ def test_real_cckd64_volume_with_indexed_vtoc(real_fixtures, tmp_path):
         assert (fish.dsorg, fish.recfm, fish.lrecl, fish.blksize) == ("PS", "F", 4096, 4096)
         records = api.read_records(vol, "FISHTEST.FOUR-K")
         assert records and all(len(r) == 4096 for r in records)
+
+
+@pytest.mark.parametrize("devtype", ["2314", "2305", "3330", "3340", "3375", "9345"])
+def test_older_device_types_read_identically(hercules, real_fixtures, tmp_path, devtype):
+    # Read-only device types: a text PDS with ISPF statistics and aliases (6480-byte
+    # blocks fit all of these tracks), built by Hercules, read as Hercules reads it.
+    ctl = (
+        f"V{devtype} {devtype} 20\n"
+        f"REVIEW.HELP xmit {real_fixtures / XMITS['REVIEW.HELP'][1]}\n"
+        "EMPTY.PS empty trk 1 0 0 ps fb 80 800\n"
+    )
+    image = hercules.dasdload(ctl, tmp_path / f"old.{devtype}", tmp_path)
+    _assert_lists_like_dasdls(hercules, image)
+    assert _assert_members_match_dasdcat(hercules, image) == 15
+    with api.open_volume(image) as vol:
+        assert vol.device.name == devtype
+        with pytest.raises(UnsupportedError):
+            api.allocate(vol, "NEW.PS")
