@@ -478,3 +478,28 @@ def test_broken_member_ttr_is_a_format_error_naming_the_member(tmp_path):
         assert pds.read("GOOD") == text_records("G", 3)
         findings = pds.check()
         assert len(findings) == 1 and "member BAD" in findings[0]
+
+
+def test_write_many_equals_one_by_one_and_is_all_or_nothing(hercules, tmp_path):
+    members = {f"M{i:03d}": text_records(f"M{i}", 1 + i * 7) for i in range(40)}
+    one, many = new_volume(tmp_path, "one.3390"), new_volume(tmp_path, "many.3390")
+    for path in (one, many):
+        allocate(path, space=("TRK", 10, 5), dirblks=10)
+    with Volume.open(one, writable=True) as vol:
+        pds = Pds(vol, "TEST.PDS")
+        for name, recs in members.items():
+            pds.write(name, recs, now=NOW)
+    with Volume.open(many, writable=True) as vol:
+        pds = Pds(vol, "TEST.PDS")
+        entries = pds.write_many([(n, {"records": r, "now": NOW}) for n, r in members.items()])
+        assert [e.name for e in entries] == list(members)
+        assert pds.check() == [] and vol.check() == []
+    assert our_view(many, "TEST.PDS") == our_view(one, "TEST.PDS")
+    assert hercules_view(hercules, many, "TEST.PDS", tmp_path) == our_view(one, "TEST.PDS")
+    # A batch whose directory does not fit writes nothing at all.
+    digest = sha256(many)
+    with Volume.open(many, writable=True) as vol:
+        batch = [(f"N{i:03d}", {"records": text_records("N", 1)}) for i in range(200)]
+        with pytest.raises(SpaceError, match="directory full"):
+            Pds(vol, "TEST.PDS").write_many(batch)
+    assert sha256(many) == digest

@@ -52,6 +52,14 @@ def _fixed_size(layout: cs.Construct) -> int | None:
         return None
 
 
+@functools.lru_cache(maxsize=128)
+def compiled(layout: cs.Construct) -> cs.Construct:
+    """The compiled twin of a fixed layout, for warm paths (same parse and build,
+    ~4x faster).  Parse it through :func:`parse_at`, which also maps the compiled
+    form's bare ``struct.error`` to FormatError."""
+    return layout.compile()
+
+
 def _name(layout: cs.Construct) -> str:
     return getattr(layout, "name", None) or layout.__class__.__name__
 
@@ -101,4 +109,4 @@ def dtype_of(layout: cs.Struct) -> np.dtype:
     return np.dtype({"names": names, "formats": formats, "offsets": offs, "itemsize": pos})
 
 
-__all__ = ["parse_at", "offsets", "dtype_of"]
+__all__ = ["parse_at", "offsets", "dtype_of", "compiled"]

@@ -18,12 +18,13 @@ reads and writes them on a volume.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from emulator.errors import FormatError, SpaceError
-from emulator.layouts import parse_at
+from emulator.layouts import compiled, parse_at
 from emulator.layouts.pds import (
     C_ALIAS,
     C_TTRN_MASK,
@@ -34,8 +35,11 @@ from emulator.layouts.pds import (
     DIRENTRY_SIZE,
     END_NAME,
 )
-from emulator.layouts.pds import DirEntry as _DirEntryLayout
+from emulator.layouts.pds import DirEntry as _DirEntryPlain
 from emulator.pds.ispf import IspfStats
+
+#: Every directory is parsed and rebuilt on each member write: use the compiled twin.
+_DirEntryLayout = compiled(_DirEntryPlain)
 
 #: Member names are plain EBCDIC letters, digits and national characters, on which code
 #: pages 037 and 1047 agree; names read from disk are decoded with 037 so every byte
@@ -138,8 +142,9 @@ class DirEntry:
         """Bytes the entry takes in a directory block."""
         return DIRENTRY_SIZE + len(self.userdata)
 
-    @property
+    @functools.cached_property
     def name_bytes(self) -> bytes:
+        """The name's 8 directory bytes (cached: every sort of a directory uses them)."""
         return name_to_bytes(self.name)
 
     @property

@@ -364,11 +364,7 @@ class Volume:
         return infos
 
     def _find(self, dsname: str) -> tuple[Cchhr, bytes] | None:
-        name = dsname.strip().upper()
-        for addr, raw in self.vtoc.identifiers():
-            if dsname_of(raw[:44]) == name:
-                return addr, raw
-        return None
+        return self.vtoc.find(dsname.strip().upper())
 
     def dataset(self, dsname: str) -> DatasetInfo:
         """The data set named ``dsname`` (any case); NotFoundError if it is not here."""
@@ -509,14 +505,19 @@ class Volume:
             raise problems[0]
 
     @contextlib.contextmanager
-    def _mutation(self) -> Iterator[None]:
+    def _mutation(self, space: bool = True) -> Iterator[None]:
         """The write part of a call.  Callers run ``_require_writable`` and every check
         that can fail (names, space, DSCB slots) first, so a refusal never poisons a
-        caller's enclosing transaction."""
+        caller's enclosing transaction.  ``space=False`` for a change that rewrites a
+        DSCB in place (no extents or slots change), which needs no free-space rebuild:
+        PDS member writes update DS1LSTAR once per member."""
         try:
             with self.image.transaction():
                 yield
-                self._finish_vtoc()
+                if space:
+                    self._finish_vtoc()
+                else:
+                    self.vtoc.flush(self.image)
         except BaseException:
             self._vtoc = None  # the image rolled back; forget our in-memory edits
             raise
@@ -886,7 +887,7 @@ class Volume:
         info = self.dataset(old)
         if name != info.dsname and self._find(name) is not None:
             raise ConflictError(f"data set {name} already exists", self.path, self.volser)
-        with self._mutation():
+        with self._mutation(space=False):
             self.vtoc.put(info.dscb, dsname_key(name) + info.f1[44:])
         return self.dataset(name)
 
@@ -928,7 +929,7 @@ class Volume:
                     where,
                 )
         raw = patch_format1(info.f1, self.heads, where, self.path, **changes)
-        with self._mutation():
+        with self._mutation(space=False):
             self.vtoc.put(info.dscb, raw)
         return self.dataset(info.dsname)
 

@@ -51,6 +51,7 @@ from emulator.volume.dscb import (
     FMT_F8,
     Cchhr,
     cchh_to_trk,
+    dsname_of,
     pointer_of,
 )
 
@@ -96,6 +97,7 @@ class Vtoc:
         self.slots = slots
         self._writable_tracks = renumberable  # tracks whose records are R1..Rn
         self.dirty: set[int] = set()
+        self._names: dict[str, tuple[Cchhr, bytes]] | None = None
 
     # -- loading ----------------------------------------------------------------------
     @classmethod
@@ -199,8 +201,14 @@ class Vtoc:
             raise FormatError(
                 f"{cchhr_text(addr)} is not a DSCB slot of the VTOC", self.path, self.volser
             )
+        old = self.slots[addr]
         self.slots[addr] = bytes(raw)
         self.dirty.add(addr[0] * self.heads + addr[1])
+        if self._names is not None:
+            if old[:DSCB_KEYLEN] != raw[:DSCB_KEYLEN] or fmt_of(old) != fmt_of(raw):
+                self._names = None  # a name came or went: rebuild on the next lookup
+            elif fmt_of(raw) in (FMT_F1, FMT_F8):
+                self._names[dsname_of(raw[:DSCB_KEYLEN])] = (addr, bytes(raw))
 
     def clear(self, addr: Cchhr) -> None:
         """Make ``addr`` an F0 (all-zero) DSCB."""
@@ -215,7 +223,22 @@ class Vtoc:
 
     def identifiers(self) -> list[tuple[Cchhr, bytes]]:
         """(address, raw) of every F1 and F8 DSCB, in on-disk order."""
-        return [(a, raw) for a, raw in self.slots.items() if fmt_of(raw) in (FMT_F1, FMT_F8)]
+        return list(self._name_index().values())
+
+    def find(self, dsname: str) -> tuple[Cchhr, bytes] | None:
+        """(address, raw) of the F1/F8 DSCB of ``dsname`` (upper case), or None."""
+        return self._name_index().get(dsname)
+
+    def _name_index(self) -> dict[str, tuple[Cchhr, bytes]]:
+        # Built once per VTOC state (every put() drops it): looking a data set up is
+        # done for every block write, and scanning all slots each time dominated.
+        if self._names is None:
+            names: dict[str, tuple[Cchhr, bytes]] = {}
+            for a, raw in self.slots.items():
+                if fmt_of(raw) in (FMT_F1, FMT_F8):
+                    names.setdefault(dsname_of(raw[:DSCB_KEYLEN]), (a, raw))
+            self._names = names
+        return self._names
 
     def chain(self, start: Cchhr, allowed: set[int], where: str) -> list[tuple[Cchhr, bytes]]:
         """Follow CCHHR pointers (last 5 bytes of each DSCB) from ``start``.
