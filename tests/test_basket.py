@@ -1,0 +1,482 @@
+"""Basket file format and operation model (docs/formats/basket.md): round trips,
+determinism, every flipped byte and every truncation detected, signing, versioning,
+payload encodings that never raise anything but FormatError on bad input."""
+
+from __future__ import annotations
+
+import struct
+
+import blake3
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from emulator.errors import FormatError, IntegrityError, UnsupportedError
+from ssm.basket import fmt, ops
+from ssm.basket.ops import Block, MemberImage, Operation, RecordEdit
+from ssm.model import DATASET_DTYPE, MEMBER_DTYPE, Fingerprint, VolumeFp, empty_tables
+
+D1 = "blake3:" + "11" * 32
+D2 = "blake3:" + "22" * 32
+KEY = b"0123456789abcdef-secret"
+
+
+def small_basket() -> tuple[dict, list[Operation], list[bytes]]:
+    payloads = [
+        ops.encode_blocks([Block(0x000102, b"", b"HELLO WORLD " * 20), Block(0x103, b"", b"x")]),
+        ops.encode_edits([RecordEdit(3, 5, [b"a" * 80, b"b" * 80])]),
+    ]
+    operations = [
+        Operation(0, "dataset.delete", "SYS001", "OLD.DATA", before=D1),
+        Operation(
+            1,
+            "dataset.records",
+            "SYS001",
+            "BIG.LOG",
+            before=D1,
+            after=D2,
+            payload=1,
+            records=(3, 5),
+            new_records=(3, 5),
+            dcb={"dsorg": "PS", "recfm": "FB", "lrecl": 80, "blksize": 27920, "keylen": 0},
+        ),
+        Operation(
+            2,
+            "member.put",
+            "SYS001",
+            "USER.SRC",
+            member="PAYROLL",
+            after=D2,
+            payload=0,
+            userdata=bytes(30),
+            ttr_count=0,
+            size=241,
+        ),
+        Operation(
+            3,
+            "alias.put",
+            "SYS001",
+            "USER.SRC",
+            member="PAY",
+            after=D1,
+            alias_of="PAYROLL",
+            userdata=bytes(30),
+        ),
+    ]
+    header = {"created": "2026-01-02T03:04:05+00:00", "tool": "ssm test", "mode": "base"}
+    return header, operations, payloads
+
+
+@pytest.fixture
+def basket(tmp_path):
+    path = tmp_path / "small.basket"
+    fmt.write_basket(path, *small_basket())
+    return path
+
+
+def test_round_trip_and_payloads(basket):
+    header, operations, payloads = small_basket()
+    with fmt.verify_basket(basket) as b:
+        assert b.version == fmt.FORMAT_VERSION
+        assert b.header["mode"] == "base" and b.header["format"] == 1
+        assert b.header["counts"]["payloads"] == 2
+        assert b.operations == operations
+        assert [b.payload(i) for i in range(b.payload_count)] == payloads
+        assert b.size == basket.stat().st_size
+        assert not b.signed
+        edits = ops.decode_payload("dataset.records", b.payload(1))
+        assert ops.splice([b"r%d" % i for i in range(8)], edits)[3:5] == [b"a" * 80, b"b" * 80]
+
+
+def test_deterministic_bytes(tmp_path):
+    a, b = tmp_path / "a.basket", tmp_path / "b.basket"
+    fmt.write_basket(a, *small_basket())
+    fmt.write_basket(b, *small_basket())
+    assert a.read_bytes() == b.read_bytes()
+    fmt.write_basket(a, *small_basket(), key=KEY)
+    fmt.write_basket(b, *small_basket(), key=KEY)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_threads_do_not_change_the_bytes(tmp_path):
+    payloads = [(b"record %d " % i) * (5000 + 700 * i) for i in range(12)]
+    operations = [Operation(0, "dataset.delete", "V", "X.Y", before=D1)]
+    a, b = tmp_path / "a.basket", tmp_path / "b.basket"
+    fmt.write_basket(a, {}, operations, payloads, threads=1)
+    fmt.write_basket(b, {}, operations, payloads, threads=4)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_not_a_basket(tmp_path):
+    for path in (tmp_path, tmp_path / "missing", tmp_path / "empty"):
+        if path.name == "empty":
+            path.write_bytes(b"")
+        with pytest.raises(FormatError):
+            fmt.read_basket(path)
+
+
+def test_layout_fixed_parts(basket):
+    data = basket.read_bytes()
+    assert data[:8] == b"\x89SSMBK\r\n"
+    assert struct.unpack_from("<HHI", data, 8) == (1, 0, 3)
+    assert data[32:38] == b"header"
+    tail = data[-fmt.TRAILER.size :]
+    assert tail[:8] == b"SSMBKEND"
+    assert struct.unpack_from("<Q", tail, 8)[0] == len(data)
+    assert tail[-32:] == blake3.blake3(data[:-32]).digest()
+    assert fmt.is_basket(basket)
+
+
+def _flip_errors(tmp_path, data: bytes, key: bytes | None = None) -> list[int]:
+    """Positions whose flipped byte was NOT refused."""
+    missed = []
+    path = tmp_path / "flip.basket"
+    for pos in range(len(data)):
+        damaged = bytearray(data)
+        damaged[pos] ^= 0xFF if pos % 2 else 0x01
+        path.write_bytes(bytes(damaged))
+        try:
+            fmt.read_basket(path, key).close()
+        except (FormatError, IntegrityError) as exc:
+            assert exc.path is not None and "offset" in str(exc)
+            continue
+        missed.append(pos)
+    return missed
+
+
+def test_every_flipped_byte_is_detected(basket, tmp_path):
+    data = basket.read_bytes()
+    assert len(data) < 2000
+    assert _flip_errors(tmp_path, data) == []
+
+
+def test_every_flipped_byte_of_a_signed_basket_is_detected(tmp_path):
+    path = tmp_path / "signed.basket"
+    fmt.write_basket(path, *small_basket(), key=KEY)
+    assert _flip_errors(tmp_path, path.read_bytes(), KEY) == []
+
+
+def test_truncation_and_appended_bytes(basket, tmp_path):
+    data = basket.read_bytes()
+    path = tmp_path / "cut.basket"
+    for n in range(len(data)):
+        path.write_bytes(data[:n])
+        with pytest.raises((FormatError, IntegrityError)):
+            fmt.read_basket(path)
+    path.write_bytes(data + b"\x00")
+    with pytest.raises(FormatError):
+        fmt.read_basket(path)
+
+
+def _reseal(data: bytearray) -> bytes:
+    """Recompute every digest (what anyone without the key can do)."""
+    pos = fmt.HEADER.size
+    for _ in fmt.SECTIONS:
+        name, codec, _r, raw_len, stored_len, _d = fmt.SECTION.unpack_from(data, pos)
+        start = pos + fmt.SECTION.size
+        if name.rstrip(b"\x00") == b"payloads":
+            heads = blake3.blake3()
+            f = start
+            while f < start + stored_len:
+                fc, fr, fraw, flen, _fd = fmt.FRAME.unpack_from(data, f)
+                fd = blake3.blake3(bytes(data[f + fmt.FRAME.size : f + fmt.FRAME.size + flen]))
+                fmt.FRAME.pack_into(data, f, fc, fr, fraw, flen, fd.digest())
+                heads.update(bytes(data[f : f + fmt.FRAME.size]))
+                f += fmt.FRAME.size + flen
+            digest = heads.digest()
+        else:
+            digest = blake3.blake3(bytes(data[start : start + stored_len])).digest()
+        fmt.SECTION.pack_into(data, pos, name, codec, _r, raw_len, stored_len, digest)
+        pos = start + stored_len
+    data[-32:] = blake3.blake3(bytes(data[:-32])).digest()
+    return bytes(data)
+
+
+def test_version_is_checked_first(basket, tmp_path):
+    data = bytearray(basket.read_bytes())
+    data[8:10] = (2).to_bytes(2, "little")
+    path = tmp_path / "v2.basket"
+    path.write_bytes(bytes(data))
+    with pytest.raises(FormatError, match="version"):  # digest broken: damage
+        fmt.read_basket(path)
+    path.write_bytes(_reseal(data))
+    with pytest.raises(UnsupportedError, match="format 2"):  # intact: a newer ssm's basket
+        fmt.read_basket(path)
+    path.write_bytes(b"\x89SSMFP\r\n" + bytes(200))
+    with pytest.raises(FormatError, match="magic"):
+        fmt.read_basket(path)
+    assert not fmt.is_basket(path)
+
+
+def test_signed_baskets(tmp_path):
+    signed, unsigned = tmp_path / "s.basket", tmp_path / "u.basket"
+    fmt.write_basket(signed, *small_basket(), key=KEY)
+    fmt.write_basket(unsigned, *small_basket())
+    with fmt.read_basket(signed, KEY) as b:
+        assert b.signed and b.authenticated
+    with fmt.read_basket(signed) as b:  # no key: read, the MAC not checked
+        assert b.signed and not b.authenticated
+    with pytest.raises(IntegrityError, match="not signed"):
+        fmt.read_basket(unsigned, KEY)
+    with pytest.raises(IntegrityError, match="signature"):
+        fmt.read_basket(signed, b"another key entirely")
+
+
+def test_forged_basket_refused_with_key(tmp_path):
+    path = tmp_path / "s.basket"
+    fmt.write_basket(path, *small_basket(), key=KEY, compression="none")
+    data = bytearray(path.read_bytes())
+    # Change a byte of a stored payload and reseal every digest: only the MAC tells.
+    target = data.index(b"HELLO WORLD")
+    data[target] = ord("J")
+    forged = _reseal(data)
+    path.write_bytes(forged)
+    with fmt.read_basket(path) as b:  # digests intact: without a key it reads
+        assert b"JELLO" in b.payload(0)
+    with pytest.raises(IntegrityError, match="signature"):
+        fmt.read_basket(path, KEY)
+    # Strip the signature (flag, auth byte, MAC) and reseal: now unsigned, refused too.
+    data = bytearray(forged)
+    data[10:12] = b"\x00\x00"
+    tpos = len(data) - fmt.TRAILER.size
+    data[tpos + 16] = 0
+    data[tpos + 24 : tpos + 56] = bytes(32)
+    path.write_bytes(_reseal(data))
+    fmt.read_basket(path).close()
+    with pytest.raises(IntegrityError, match="not signed"):
+        fmt.read_basket(path, KEY)
+
+
+def test_payload_rechecked_and_bounded(tmp_path):
+    path = tmp_path / "p.basket"
+    payload = b"ABCDEFGH" * 1000
+    operations = [Operation(0, "dataset.content", "V", "A.B", before=D1, after=D2, payload=0)]
+    payloads = [ops.encode_records([payload])]
+    fmt.write_basket(path, {}, operations, payloads)
+    b = fmt.read_basket(path)
+    info = b.payload_info(0)
+    assert info.codec == fmt.CODEC_ZLIB and info.stored_len < info.raw_len
+    # The file changes after it was verified: the payload's digest is checked again.
+    with open(path, "r+b") as f:
+        f.seek(info.data_offset + 3)
+        f.write(b"\x00")
+    with pytest.raises(IntegrityError):
+        b.payload(0)
+    with open(path, "r+b") as f:  # truncated under an open basket: an error, no crash
+        f.truncate(info.data_offset + 10)
+    with pytest.raises(FormatError, match="file ends"):
+        b.payload(0)
+    b.close()
+    # A frame that lies about its decoded length (digests resealed): FormatError.
+    fmt.write_basket(path, {}, operations, payloads)
+    data = bytearray(path.read_bytes())
+    codec, res, raw_len, stored_len, digest = fmt.FRAME.unpack_from(data, info.offset)
+    fmt.FRAME.pack_into(data, info.offset, codec, res, raw_len - 1, stored_len, digest)
+    path.write_bytes(_reseal(data))
+    with fmt.read_basket(path) as b, pytest.raises(FormatError, match="decodes"):
+        b.payload(0)
+    with pytest.raises(FormatError):
+        fmt.verify_basket(path)
+
+
+@pytest.mark.parametrize("policy", fmt.POLICIES)
+def test_compression_policies(tmp_path, policy):
+    path = tmp_path / f"{policy}.basket"
+    payloads = [b"text line\n" * 5000, bytes(range(256)) * 3, b"", b"short"]
+    operations = [Operation(0, "dataset.delete", "V", "X.Y", before=D1)]
+    fmt.write_basket(path, {}, operations, payloads, compression=policy)
+    with fmt.read_basket(path) as b:
+        assert [b.payload(i) for i in range(4)] == payloads
+        codecs = {b.payload_info(i).codec for i in range(4)}
+        assert (codecs == {fmt.CODEC_STORED}) == (policy == "none")
+
+
+def test_write_refuses_bad_input(tmp_path):
+    header, operations, payloads = small_basket()
+    with pytest.raises(ValueError):
+        fmt.write_basket(tmp_path / "x", header, operations, payloads[:1])
+    operations[0].seq = 5
+    with pytest.raises(ValueError):
+        fmt.write_basket(tmp_path / "x", header, operations, payloads)
+    assert not list(tmp_path.iterdir())  # nothing left behind
+
+
+# -- hypothesis: random operation lists and payloads ----------------------------------
+names = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789#@$", min_size=1, max_size=8)
+digests = st.binary(min_size=32, max_size=32).map(lambda b: "blake3:" + b.hex())
+small_bytes = st.binary(max_size=300)
+
+
+@st.composite
+def operation_lists(draw):
+    payloads = draw(st.lists(small_bytes, max_size=6))
+    out = []
+    for seq in range(draw(st.integers(0, 10))):
+        kind = draw(st.sampled_from(ops.KINDS))
+        member = draw(names) if kind in ops.MEMBER_KINDS else None
+        needs = kind in ops.PAYLOAD_FORMS
+        if needs and not payloads:
+            payloads.append(b"")
+        op = Operation(
+            seq,
+            kind,
+            draw(names),
+            draw(names) + "." + draw(names),
+            member=member,
+            new_name=draw(names) if kind.endswith("rename") else None,
+            before=None if kind == "dataset.create" else draw(digests),
+            after=None
+            if kind in ("dataset.delete", "member.delete", "alias.delete")
+            else draw(digests),
+            payload=draw(st.integers(0, len(payloads) - 1)) if needs else None,
+            records=(3, 9) if kind == "dataset.records" else None,
+            dcb={"dsorg": "PS", "recfm": "FB", "lrecl": 80, "blksize": 800, "keylen": 0}
+            if kind == "dataset.create"
+            else None,
+            space={"unit": "TRK", "primary": 1, "secondary": 0, "dirblks": 0}
+            if kind == "dataset.create"
+            else None,
+            userdata=draw(st.none() | st.binary(max_size=62)),
+            ttr_count=draw(st.integers(0, 3)),
+            alias_of=draw(names) if kind == "alias.put" else None,
+            size=draw(st.integers(0, 1 << 40)),
+        )
+        out.append(op)
+    return out, payloads
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=operation_lists(), policy=st.sampled_from(fmt.POLICIES), signed=st.booleans())
+def test_round_trip_property(tmp_path, data, policy, signed):
+    operations, payloads = data
+    path = tmp_path / "h.basket"
+    key = KEY if signed else None
+    fmt.write_basket(path, {"created": "x"}, operations, payloads, key, compression=policy)
+    with fmt.read_basket(path, key) as b:
+        assert b.operations == operations
+        assert [b.payload(i) for i in range(b.payload_count)] == payloads
+
+
+records_lists = st.lists(st.binary(max_size=120), max_size=20)
+blocks_lists = st.lists(
+    st.builds(Block, st.integers(0, 0xFFFFFF), st.binary(max_size=8), st.binary(max_size=200)),
+    max_size=10,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(records=records_lists, blocks=blocks_lists, cuts=st.lists(st.integers(0, 30), max_size=6))
+def test_payload_encodings_round_trip(records, blocks, cuts):
+    assert ops.decode_records(ops.encode_records(records)) == records
+    assert ops.decode_blocks(ops.encode_blocks(blocks)) == blocks
+    bounds = sorted(cuts)
+    edits = [
+        RecordEdit(bounds[i], bounds[i + 1], records[:i]) for i in range(0, len(bounds) - 1, 2)
+    ]
+    assert ops.decode_edits(ops.encode_edits(edits)) == edits
+    members = [
+        MemberImage("MAIN", False, 1, b"\x00\x00\x05\x01", None, blocks),
+        MemberImage("ALIAS", True, 0, b"", "MAIN"),
+    ]
+    assert ops.decode_members(ops.encode_members(members)) == members
+
+
+@settings(max_examples=300, deadline=None)
+@given(junk=st.binary(max_size=200), form=st.sampled_from([b"R1", b"E1", b"B1", b"P1"]))
+def test_payload_decoders_only_raise_format_error(junk, form):
+    data = form + b"\x00\x00" + junk
+    for decoder in (ops.decode_records, ops.decode_edits, ops.decode_blocks, ops.decode_members):
+        try:
+            decoder(data)
+        except FormatError:
+            pass
+
+
+def test_splice_from_an_offset():
+    old = [b"%d" % i for i in range(20)]
+    edits = [RecordEdit(5, 7, [b"x"]), RecordEdit(10, 10, [b"y", b"z"]), RecordEdit(18, 20, [])]
+    full = ops.splice(old, edits)
+    assert full == old[:5] + [b"x"] + old[7:10] + [b"y", b"z"] + old[10:18]
+    assert ops.splice(old[5:], edits, 5) == full[5:]
+    with pytest.raises(FormatError):
+        ops.splice(old[:8], edits)
+
+
+def test_operation_json_checks():
+    op = Operation(0, "member.rename", "V", "A.B", member="X", new_name="Y", before=D1, after=D1)
+    assert Operation.from_json(op.to_json()) == op
+    for broken in (
+        {**op.to_json(), "kind": "member.explode"},
+        {**op.to_json(), "before": "md5:00"},
+        {**op.to_json(), "new_name": None},
+        {**op.to_json(), "seq": -1},
+        {**op.to_json(), "member": None},
+        {k: v for k, v in op.to_json().items() if k != "dsname"},
+        {**op.to_json(), "userdata": "zz"},
+        ["not", "an", "object"],
+    ):
+        with pytest.raises(FormatError):
+            Operation.from_json(broken)
+    with pytest.raises(FormatError, match="before"):
+        Operation(0, "dataset.delete", "V", "A.B").check()
+
+
+# -- state digests ---------------------------------------------------------------------
+def _fp(rows: list[dict], members: list[dict] = ()) -> Fingerprint:
+    _, _, groups, extents = empty_tables()
+    table = np.zeros(len(rows), dtype=DATASET_DTYPE)
+    for i, r in enumerate(rows):
+        for k, v in r.items():
+            table[i][k] = v
+    mem = np.zeros(len(members), dtype=MEMBER_DTYPE)
+    for i, r in enumerate(members):
+        for k, v in r.items():
+            mem[i][k] = v
+    vols = [
+        VolumeFp("VOL001", "3390", 10, 15, 56664, "ckd", "a"),
+        VolumeFp("VOL002", "3390", 10, 15, 56664, "ckd", "b"),
+    ]
+    return Fingerprint(1, None, "t", vols, table, mem, groups, extents, b"")
+
+
+def test_state_digests_ignore_placement():
+    base = dict(
+        dsname=b"A.B",
+        dsorg=b"PO",
+        recfm=b"FB",
+        lrecl=80,
+        blksize=800,
+        space_unit=b"TRK",
+        secondary=1,
+        flags=1,
+        content=b"\x01" * 32,
+        mstart=0,
+        mcount=1,
+    )
+    mrow = dict(
+        ds=0, name="M".encode("cp037").ljust(8, b"\x40"), content=b"\x02" * 32, attrs=b"\x03" * 16
+    )
+    a = _fp([base], [mrow])
+    moved = _fp(
+        [{**base, "vol": 1, "tracks": 99, "created": 700000, "primary": 7}],
+        [{**mrow, "ttr": 0x20304}],
+    )
+    assert ops.dataset_state(a, 0) == ops.dataset_state(moved, 0)
+    assert ops.system_state(a) == ops.system_state(moved)
+    reblocked = _fp([{**base, "blksize": 3200}], [mrow])
+    assert ops.dataset_state(a, 0) != ops.dataset_state(reblocked, 0)
+    assert ops.attribute_state(a, 0) != ops.attribute_state(reblocked, 0)
+    stats = _fp([base], [{**mrow, "attrs": b"\x04" * 16}])
+    assert ops.dataset_state(a, 0) != ops.dataset_state(stats, 0)  # member attributes count
+    assert ops.attribute_state(a, 0) == ops.attribute_state(stats, 0)
+    ds = a.datasets[0]
+    assert ops.state_of(a, "A.B", "M") == ops.member_state(b"\x02" * 32, b"\x03" * 16)
+    assert ops.state_of(a, "A.B", "N") is None and ops.state_of(a, "X.Y") is None
+    assert ops.state_of(a, "A.B", kind="dataset.attributes") == ops.attribute_state(a, ds)
+    assert ops.system_state(a, exclude=["A.**"]) != ops.system_state(a)
+    renamed = _fp([{**base, "dsname": b"C.D"}], [mrow])  # NEW names map back to OLD's
+    assert ops.system_state(renamed) != ops.system_state(a)
+    assert ops.system_state(renamed, maps=["A.B=C.D"], side="new") == ops.system_state(a)
