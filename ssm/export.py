@@ -409,6 +409,7 @@ class _Builder:
                     dsname=old.dsname,
                     new_name=target_name,
                     dcb=_dcb(new),
+                    space=self._space(new),  # a rename may change the secondary too
                     before=bo.dataset_state(self.old, old),
                     after=bo.dataset_state(self.new, new),
                 )
@@ -503,6 +504,9 @@ class _Builder:
             volser=old.volser,
             dsname=old.dsname,
             dcb=_dcb(new),
+            # The after-state covers the secondary quantity, so a day that both
+            # appends records and changes it must carry the new space as well.
+            space=self._space(new),
             before=bo.dataset_state(self.old, old),
             after=bo.dataset_state(self.new, new),
         )

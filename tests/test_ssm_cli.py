@@ -371,3 +371,226 @@ def test_audit_log_loads_each_once_when_in_order():
     log = audit_log([(k, loader(k)) for k in "cab"])
     assert [label for label, _ in log.fingerprints] == ["a", "b", "c"]
     assert sorted(calls) == sorted("cab" + "abc")  # out of order: a second, sorted pass
+
+
+# -- baskets: export, show, verify, import --------------------------------------------
+@pytest.fixture
+def month(tiny_system, tmp_path):
+    """A month-start copy of the tiny system (``base``), its fingerprint, and
+    ``prod``: a copy that lived one simulated day.  Returns a dict of paths."""
+    import shutil
+
+    from fixtures.daysim import simulate_day
+    from fixtures.generate import DEFAULT_NOW
+    from ssm.fingerprint import fingerprint
+
+    base = tmp_path / "base"
+    prod = tmp_path / "prod"
+    base.mkdir()
+    prod.mkdir()
+    base_images = [Path(shutil.copy(p, base / p.name)) for p in tiny_system]
+    prod_images = [Path(shutil.copy(p, prod / p.name)) for p in tiny_system]
+    fp = tmp_path / "base.ssmfp"
+    fpfile.write(fingerprint(base_images), fp)
+    simulate_day(prod_images, seed=31, rate=0.02, now=DEFAULT_NOW + _dt.timedelta(days=1))
+    return {"base": base_images, "prod": prod_images, "fp": fp, "dir": tmp_path}
+
+
+def hot_copy(images: list[Path], folder: Path) -> list[Path]:
+    import shutil
+
+    folder.mkdir()
+    return [Path(shutil.copy(p, folder / p.name)) for p in images]
+
+
+def digests(paths: list[Path]) -> list[str]:
+    import hashlib
+
+    return [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+
+
+def same_content(a: list[Path], b: list[Path]) -> bool:
+    from ssm.compare import compare
+    from ssm.fingerprint import fingerprint
+
+    return compare(fingerprint(a), fingerprint(b)).equal
+
+
+def test_export_show_verify_import(ssm, month):
+    d = month["dir"]
+    basket = d / "day1.basket"
+    r = ssm("export", "--base", month["fp"], *month["prod"], "-o", basket)
+    assert r.code == 0, r.err
+    assert basket.exists() and str(basket) in r.out and r.err == ""
+    # show: text and the manifest as JSON (told from a fingerprint by the magic)
+    r = ssm("show", basket)
+    assert r.code == 0, r.err
+    assert "member.put" in r.out and "operations" in r.out
+    doc = ssm("show", basket, "--json").json()
+    ops = doc["operations"]
+    assert ops and [op["seq"] for op in ops] == list(range(len(ops)))
+    kinds = {op["kind"] for op in ops}
+    assert {"member.put", "dataset.create"} <= kinds, kinds
+    assert "header" in doc
+    # verify: whole
+    r = ssm("verify", basket)
+    assert r.code == 0 and "verified" in r.out, r.out + r.err
+    # import: dry run writes nothing, then the real thing
+    hot = hot_copy(month["base"], d / "hot")
+    before = digests(hot)
+    r = ssm("import", basket, *hot, "--dry-run")
+    assert r.code == 0, r.out + r.err
+    assert "dry run" in r.out and digests(hot) == before
+    r = ssm("import", basket, *hot)
+    assert r.code == 0, r.out + r.err
+    assert "applied" in r.out and "verified" in r.out and "NOT" not in r.out
+    assert same_content(hot, month["prod"])
+    # again: a no-op that says so
+    after = digests(hot)
+    r = ssm("import", basket, *hot)
+    assert r.code == 0 and "already applied" in r.out, r.out + r.err
+    assert digests(hot) == after
+    r = ssm("import", basket, *hot, "--json")
+    assert r.code == 0 and r.json()["already_applied"] is True
+
+
+def test_import_backout_restores_before(ssm, month):
+    d = month["dir"]
+    basket, undo = d / "day1.basket", d / "undo.basket"
+    assert ssm("export", "--base", month["fp"], *month["prod"], "-o", basket).code == 0
+    hot = hot_copy(month["base"], d / "hot")
+    r = ssm("import", basket, *hot, "--backout", undo)
+    assert r.code == 0, r.out + r.err
+    assert undo.exists() and str(undo) in r.out
+    assert ssm("verify", undo).code == 0
+    r = ssm("import", undo, *hot)
+    assert r.code == 0, r.out + r.err
+    assert same_content(hot, month["base"])
+
+
+def test_damaged_basket_refused_nothing_written(ssm, month):
+    d = month["dir"]
+    basket = d / "day1.basket"
+    assert ssm("export", "--base", month["fp"], *month["prod"], "-o", basket).code == 0
+    data = bytearray(basket.read_bytes())
+    hot = hot_copy(month["base"], d / "hot")
+    before = digests(hot)
+    for offset in (3, len(data) // 3, len(data) // 2, len(data) - 5):
+        bad = d / f"bad{offset}.basket"
+        flipped = bytearray(data)
+        flipped[offset] ^= 0x01
+        bad.write_bytes(bytes(flipped))
+        r = ssm("verify", bad)
+        assert r.code == 1 and "NOT VERIFIED" in r.out, (offset, r.out, r.err)
+        r = ssm("import", bad, *hot)
+        assert r.code == 1 and "nothing written" in r.out, (offset, r.out, r.err)
+        assert digests(hot) == before
+    # `show` on a damaged basket is an error (exit 2), one line
+    bad = d / f"bad{len(data) // 2}.basket"
+    assert_one_line_error(ssm("show", bad), bad.name)
+
+
+def test_drifted_target_refused_then_forced(ssm, month):
+    from emulator import api
+
+    d = month["dir"]
+    basket = d / "day1.basket"
+    assert ssm("export", "--base", month["fp"], *month["prod"], "-o", basket).code == 0
+    ops = ssm("show", basket, "--json").json()["operations"]
+    target = next(op for op in ops if op["kind"] == "member.put" and op["before"] is not None)
+    hot = hot_copy(month["base"], d / "hot")
+    # someone edits that member at the hot site: drift
+    for image in hot:
+        with api.open_volume(image, writable=True) as vol:
+            if target["dsname"] in [i.dsname for i in api.list_datasets(vol)]:
+                api.write(vol, f"{target['dsname']}({target['member']})", ["DRIFT"], text=True)
+    before = digests(hot)
+    r = ssm("import", basket, *hot)
+    assert r.code == 1, r.out + r.err
+    assert "REFUSED" in r.out and target["member"] in r.out
+    assert digests(hot) == before
+    r = ssm("import", basket, *hot, "--force")
+    assert r.code == 0, r.out + r.err
+    assert "--force" in r.out and target["member"] in r.out
+    assert same_content(hot, month["prod"])
+
+
+def test_signed_baskets(ssm, month):
+    d = month["dir"]
+    key, other = d / "site.key", d / "other.key"
+    key.write_bytes(b"hot-site secret 1")
+    other.write_bytes(b"someone else")
+    signed, unsigned = d / "signed.basket", d / "unsigned.basket"
+    r = ssm("export", "--base", month["fp"], *month["prod"], "-o", signed, "--key", key)
+    assert r.code == 0 and "signed" in r.out, r.err
+    assert ssm("export", "--base", month["fp"], *month["prod"], "-o", unsigned).code == 0
+    assert ssm("verify", signed, "--key", key).code == 0
+    assert ssm("verify", signed).code == 0  # digests still checked without the key
+    assert ssm("verify", signed, "--key", other).code == 1
+    assert ssm("verify", unsigned, "--key", key).code == 1
+    hot = hot_copy(month["base"], d / "hot")
+    before = digests(hot)
+    r = ssm("import", unsigned, *hot, "--key", key)
+    assert r.code == 1 and "nothing written" in r.out and digests(hot) == before
+    r = ssm("import", signed, *hot, "--key", key)
+    assert r.code == 0, r.out + r.err
+    assert_one_line_error(ssm("verify", signed, "--key", d / "nokey"), "nokey")
+
+
+def test_export_from_to_and_full(ssm, month):
+    d = month["dir"]
+    ranged = d / "range.basket"
+    r = ssm("export", "--from", *month["base"], "--to", *month["prod"], "-o", ranged)
+    assert r.code == 0, r.err
+    hot = hot_copy(month["base"], d / "hot")
+    assert ssm("import", ranged, *hot).code == 0
+    assert same_content(hot, month["prod"])
+    full = d / "full.basket"
+    r = ssm("export", "--full", *month["prod"], "-o", full, "--include", "SYS1.**")
+    assert r.code == 0, r.err
+    doc = ssm("show", full, "--json").json()
+    assert doc["operations"]
+    assert all(op["dsname"].startswith("SYS1.") for op in doc["operations"])
+    assert {op["kind"] for op in doc["operations"]} == {"dataset.create"}
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["-o", "x.basket"], "exactly one of"),
+        (["--base", "FP", "--full", "a.3390", "-o", "x.basket"], "exactly one of"),
+        (["--base", "FP", "-o", "x.basket"], "IMAGE"),
+        (["--full", "-o", "x.basket"], "IMAGE"),
+        (["--from", "a.3390", "-o", "x.basket"], "--to"),
+        (["--from", "a.3390", "--to", "b.3390", "c.3390", "-o", "x.basket"], None),
+    ],
+)
+def test_export_usage_errors(ssm, tmp_path, args, fragment):
+    r = ssm("export", *args)
+    assert r.code == 2 and "Traceback" not in r.err, r.err
+    if fragment:
+        assert fragment in r.err, r.err
+
+
+def test_basket_commands_missing_files(ssm, month, tmp_path):
+    assert_one_line_error(ssm("verify", tmp_path / "none.basket"), "none.basket")
+    assert_one_line_error(ssm("import", tmp_path / "none.basket", *month["base"]), "none.basket")
+    assert_one_line_error(ssm("show", tmp_path / "none.basket"), "none.basket")
+    basket = tmp_path / "b.basket"
+    assert ssm("export", "--base", month["fp"], *month["prod"], "-o", basket).code == 0
+    assert_one_line_error(ssm("import", basket, tmp_path / "none.3390"), "none.3390")
+    assert_one_line_error(
+        ssm("export", "--base", tmp_path / "no.ssmfp", *month["prod"], "-o", basket), "no.ssmfp"
+    )
+    assert_one_line_error(
+        ssm("export", "--base", month["fp"], tmp_path / "gone.3390", "-o", basket), "gone.3390"
+    )
+    junk = tmp_path / "junk.basket"
+    junk.write_bytes(b"neither a fingerprint nor a basket")
+    assert ssm("verify", junk).code == 1
+
+
+@pytest.mark.parametrize("command", [["export"], ["import"], ["verify"], ["drill"]])
+def test_basket_help(ssm, command):
+    r = ssm(*command, "--help")
+    assert r.code == 0 and "usage: ssm" in r.out
