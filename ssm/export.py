@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as _dt
 import difflib
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from emulator.dataset import io
 from emulator.dataset import records as rf
 from emulator.errors import ConflictError, FormatError
 from emulator.pds import DirEntry, Pds
-from ssm import fpfile
+from ssm import dumps, fpfile
 from ssm.basket import fmt
 from ssm.basket import ops as bo
 from ssm.compare import DatasetChange, MemberChange, compare
@@ -181,6 +182,14 @@ def export(
         raise ValueError("give exactly one of base=, from_images= or full=True")
     if not images:
         raise ValueError("images= (the NEW side's volume images) is empty")
+    if full and not all(dumps.is_image(p) for p in images):
+        # XMIT, unload and tape dumps: staged onto scratch volumes (ssm/dumps.py)
+        with tempfile.TemporaryDirectory(prefix="ssm-dumps-") as tmp:
+            staged = dumps.stage(images, tmp)
+            return export(
+                out, images=staged, full=True, include=include, exclude=exclude,
+                maps=maps, key=key, now=now, compression=compression, progress=progress,
+            )  # fmt: skip
     created = _utc(now)
     say = progress or (lambda text: None)
 
