@@ -37,6 +37,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
+from emulator.cli import runner
 from emulator.errors import EmulatorError
 
 PROG = "ssm"
@@ -54,14 +55,6 @@ def _json(obj) -> str:
 
 def _out(text: str = "") -> None:
     sys.stdout.write(text + "\n")
-
-
-def _err(text: str) -> None:
-    try:
-        sys.stderr.write(text.replace("\n", " ") + "\n")
-        sys.stderr.flush()
-    except OSError:
-        pass
 
 
 def _size(n: float) -> str:
@@ -738,47 +731,7 @@ def _version() -> str:
 # -- entry point ----------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``ssm`` command; returns the exit code (see the module docstring)."""
-    args_in = list(sys.argv[1:] if argv is None else argv)
-    traceback = "--traceback" in args_in
-    args_in = [a for a in args_in if a != "--traceback"]
-    try:
-        args = build_parser().parse_args(args_in)
-    except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
-        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
-    try:
-        return args.func(args)
-    except EmulatorError as exc:
-        if traceback:
-            raise
-        _err(f"{PROG}: {exc}")
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        if traceback:
-            raise
-        _err(f"{PROG}: interrupted")
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # The reader went away (`ssm compare ... | head`): stop quietly, and point stdout
-        # at /dev/null so the interpreter's final flush does not complain again.
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except (OSError, ValueError):
-            pass
-        return EXIT_OK
-    except OSError as exc:
-        # The library turns expected I/O problems into EmulatorError; this is the net
-        # for the rest (disk full, permissions on the output file).
-        if traceback:
-            raise
-        where = f"{os.path.basename(exc.filename)}: " if exc.filename else ""
-        _err(f"{PROG}: {where}{exc.strerror or exc}")
-        return EXIT_ERROR
-    except Exception as exc:  # noqa: BLE001 - a bug: one line for users, not a traceback
-        if traceback:
-            raise
-        _err(f"{PROG}: internal error ({type(exc).__name__}: {exc}); rerun with --traceback")
-        return EXIT_ERROR
+    return runner.run(PROG, build_parser, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from emulator.cli import runner
 from emulator.errors import EmulatorError
 
 PROG = "dasd"
@@ -532,57 +532,15 @@ def _version() -> str:
 
 
 # -- entry point -----------------------------------------------------------------------
+def _locate(args, exc: EmulatorError) -> None:
+    place = getattr(args, "image", None) or getattr(args, "input", None)
+    if place is not None and exc.path is None and not isinstance(exc, CliError):
+        exc.located(place)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `dasd` command; returns the exit code (see the module docstring)."""
-    args_in = list(sys.argv[1:] if argv is None else argv)
-    traceback = "--traceback" in args_in
-    args_in = [a for a in args_in if a != "--traceback"]
-    try:
-        args = build_parser().parse_args(args_in)
-    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
-        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
-    try:
-        return args.func(args)
-    except EmulatorError as exc:
-        if traceback:
-            raise
-        place = getattr(args, "image", None) or getattr(args, "input", None)
-        if place is not None and exc.path is None and not isinstance(exc, CliError):
-            exc.located(place)
-        _err(f"{PROG}: {exc}")
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        if traceback:
-            raise
-        _err(f"{PROG}: interrupted")
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # The reader went away (`dasd cat ... | head`): stop quietly, and point stdout
-        # at /dev/null so the interpreter's final flush does not complain again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_OK
-    except OSError as exc:
-        # The library turns expected I/O problems into EmulatorError; this is the net
-        # for the rest (disk full, permissions on an output file).
-        if traceback:
-            raise
-        where = f"{os.path.basename(exc.filename)}: " if exc.filename else ""
-        _err(f"{PROG}: {where}{exc.strerror or exc}")
-        return EXIT_ERROR
-    except Exception as exc:  # noqa: BLE001 - a bug: one line for users, not a traceback
-        if traceback:
-            raise
-        _err(f"{PROG}: internal error ({type(exc).__name__}: {exc}); rerun with --traceback")
-        return EXIT_ERROR
-
-
-def _err(text: str) -> None:
-    try:
-        sys.stderr.write(text.replace("\n", " ") + "\n")
-        sys.stderr.flush()
-    except OSError:
-        pass
+    return runner.run(PROG, build_parser, argv, _locate)
 
 
 if __name__ == "__main__":  # pragma: no cover
