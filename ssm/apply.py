@@ -317,54 +317,7 @@ def _fingerprint(
     from ssm import fingerprint as fpm
 
     created = _dt.datetime.now(_dt.UTC).replace(microsecond=0)
-    if names is None:
-        return fpm.fingerprint(paths, created=created)
-    wanted = {n.strip().upper() for n in names if n}
-    volumes: list[m.VolumeFp] = []
-    jobs: list = []
-    opened: list[Volume] = []
-    try:
-        for p in paths:
-            opened.append(api.open_volume(p))
-        for vi, vol in enumerate(opened):
-            image = vol.image
-            volumes.append(
-                m.VolumeFp(
-                    volser=vol.volser,
-                    devtype=vol.device.name,
-                    cyls=vol.cyls,
-                    heads=vol.heads,
-                    trksize=image.trksize,
-                    kind=image.kind,
-                    path=paths[vi],
-                    sig_kind="stored" if hasattr(image, "stored_entry") else "slot",
-                    track_sigs=np.zeros(vol.cyls * vol.heads, dtype=np.uint64),
-                )
-            )
-            for info in vol.datasets():
-                if info.dsname in wanted:
-                    weight = (info.used_tracks or info.tracks) * image.trksize
-                    jobs.append(fpm._Job(vi, paths[vi], vol.volser, info, weight))
-    finally:
-        for vol in opened:
-            vol.close()
-    old_index: dict[tuple[str, str], m.DatasetFp] = {}
-    old_sigs: dict[str, np.ndarray] = {}
-    if since is not None:
-        for vf, old in zip(volumes, since.volumes, strict=False):
-            if (old.volser, old.devtype, old.cyls, old.heads, old.sig_kind) == (
-                vf.volser, vf.devtype, vf.cyls, vf.heads, vf.sig_kind
-            ):  # fmt: skip
-                old_sigs[vf.volser] = old.track_sigs
-        for ds in since.datasets:
-            if ds.volser in old_sigs:
-                old_index.setdefault((ds.volser, ds.dsname), ds)
-    wk = fpm._Worker()
-    try:
-        results = [fpm._run_job(job, wk, since, old_index, old_sigs) for job in jobs]
-    finally:
-        wk.close()
-    return fpm._assemble(volumes, jobs, results, created)
+    return fpm.fingerprint(paths, since=since, created=created, datasets=names)
 
 
 # -- payloads and space ---------------------------------------------------------------

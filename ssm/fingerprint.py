@@ -1262,8 +1262,12 @@ def fingerprint(
     *,
     workers: int | None = None,
     created: _dt.datetime | None = None,
+    datasets: Iterable[str] | None = None,
 ) -> m.Fingerprint:
     """Fingerprint the volumes ``paths`` (one system); see the module docstring.
+
+    ``datasets``: only these data set names (all when None), e.g. what an import
+    touched.
 
     ``since``: an older fingerprint (object or file) whose unchanged data sets are
     reused.  ``progress`` is called (from worker threads, at most ~10 times a second,
@@ -1274,6 +1278,7 @@ def fingerprint(
     paths = [os.fspath(p) for p in paths]
     old = _load_since(since)
     created = created or _dt.datetime.now(_dt.UTC).replace(microsecond=0)
+    wanted = None if datasets is None else {n.strip().upper() for n in datasets if n}
 
     volumes: list[m.VolumeFp] = []
     jobs: list[_Job] = []
@@ -1305,6 +1310,8 @@ def fingerprint(
                 )
             )
             for info in vol.datasets():
+                if wanted is not None and info.dsname not in wanted:
+                    continue
                 weight = (info.used_tracks or info.tracks) * image.trksize
                 jobs.append(_Job(vi, paths[vi], vol.volser, info, weight))
         fp, report = _run(
