@@ -182,35 +182,44 @@ def _bdw_length(block: bytes, n: int, where: str) -> int:
     return length
 
 
-def _deblock_variable(blocks: Iterable[bytes], where: str) -> list[bytes]:
-    out: list[bytes] = []
+def _descriptors(blocks: Iterable[bytes], what: str, where: str):
+    """Walk the BDW-framed blocks of a V/VS data set, yielding
+    ``(n, pos, length, byte 2, byte 3, block)`` for every RDW/SDW (``what``), each
+    checked to lie inside its block."""
     for n, raw in enumerate(blocks, 1):
         block = bytes(raw)
         end = _bdw_length(block, n, where)
         pos = 4
         if pos == end:
-            raise FormatError(f"block {n}: BDW says 4 bytes, a block with no records", where=where)
+            noun = "records" if what == "RDW" else "segments"
+            raise FormatError(f"block {n}: BDW says 4 bytes, a block with no {noun}", where=where)
         while pos < end:
             if pos + 4 > end:
                 raise FormatError(
-                    f"block {n} offset {pos}: {end - pos} bytes left, too short for an RDW",
+                    f"block {n} offset {pos}: {end - pos} bytes left, too short for an {what}",
                     where=where,
                 )
             length, b2, b3 = _DW.unpack_from(block, pos)
             if length < 4 or pos + length > end:
                 raise FormatError(
-                    f"block {n} offset {pos}: RDW length {length} "
+                    f"block {n} offset {pos}: {what} length {length} "
                     f"(the block has {end - pos} bytes from here)",
                     where=where,
                 )
-            if b2 or b3:
-                raise FormatError(
-                    f"block {n} offset {pos}: RDW X'{block[pos : pos + 4].hex().upper()}' has "
-                    "non-zero bytes 2-3 (a segment descriptor in a non-spanned data set?)",
-                    where=where,
-                )
-            out.append(block[pos + 4 : pos + length])
+            yield n, pos, length, b2, b3, block
             pos += length
+
+
+def _deblock_variable(blocks: Iterable[bytes], where: str) -> list[bytes]:
+    out: list[bytes] = []
+    for n, pos, length, b2, b3, block in _descriptors(blocks, "RDW", where):
+        if b2 or b3:
+            raise FormatError(
+                f"block {n} offset {pos}: RDW X'{block[pos : pos + 4].hex().upper()}' has "
+                "non-zero bytes 2-3 (a segment descriptor in a non-spanned data set?)",
+                where=where,
+            )
+        out.append(block[pos + 4 : pos + length])
     return out
 
 
@@ -218,58 +227,37 @@ def _deblock_spanned(blocks: Iterable[bytes], where: str) -> list[bytes]:
     out: list[bytes] = []
     parts: list[bytes] | None = None  # segments of the record being reassembled
     started = ""  # where that record started, for the error message
-    for n, raw in enumerate(blocks, 1):
-        block = bytes(raw)
-        end = _bdw_length(block, n, where)
-        pos = 4
-        if pos == end:
-            raise FormatError(f"block {n}: BDW says 4 bytes, a block with no segments", where=where)
-        while pos < end:
-            if pos + 4 > end:
+    for n, pos, length, flags, b3, block in _descriptors(blocks, "SDW", where):
+        if b3 or flags & 0x7C:
+            raise FormatError(
+                f"block {n} offset {pos}: SDW X'{block[pos : pos + 4].hex().upper()}' "
+                "has reserved bits set",
+                where=where,
+            )
+        data = block[pos + 4 : pos + length]
+        here = f"block {n} offset {pos}"
+        if flags & _SEG_NULL:
+            continue
+        code = flags & 0x03
+        if code in (SEG_COMPLETE, SEG_FIRST):
+            if parts is not None:
                 raise FormatError(
-                    f"block {n} offset {pos}: {end - pos} bytes left, too short for an SDW",
+                    f"{here}: a new record starts while the one begun at {started} "
+                    "has no last segment",
                     where=where,
                 )
-            length, flags, b3 = _DW.unpack_from(block, pos)
-            if length < 4 or pos + length > end:
-                raise FormatError(
-                    f"block {n} offset {pos}: SDW length {length} "
-                    f"(the block has {end - pos} bytes from here)",
-                    where=where,
-                )
-            if b3 or flags & 0x7C:
-                raise FormatError(
-                    f"block {n} offset {pos}: SDW X'{block[pos : pos + 4].hex().upper()}' "
-                    "has reserved bits set",
-                    where=where,
-                )
-            data = block[pos + 4 : pos + length]
-            here = f"block {n} offset {pos}"
-            pos += length
-            if flags & _SEG_NULL:
-                continue
-            code = flags & 0x03
-            if code in (SEG_COMPLETE, SEG_FIRST):
-                if parts is not None:
-                    raise FormatError(
-                        f"{here}: a new record starts while the one begun at {started} "
-                        "has no last segment",
-                        where=where,
-                    )
-                if code == SEG_COMPLETE:
-                    out.append(data)
-                else:
-                    parts, started = [data], here
+            if code == SEG_COMPLETE:
+                out.append(data)
             else:
-                if parts is None:
-                    kind = "last" if code == SEG_LAST else "middle"
-                    raise FormatError(
-                        f"{here}: {kind} segment without a first segment", where=where
-                    )
-                parts.append(data)
-                if code == SEG_LAST:
-                    out.append(b"".join(parts))
-                    parts = None
+                parts, started = [data], here
+        else:
+            if parts is None:
+                kind = "last" if code == SEG_LAST else "middle"
+                raise FormatError(f"{here}: {kind} segment without a first segment", where=where)
+            parts.append(data)
+            if code == SEG_LAST:
+                out.append(b"".join(parts))
+                parts = None
     if parts is not None:
         raise FormatError(
             f"spanned record begun at {started} has no last segment (data ends)", where=where
