@@ -218,20 +218,33 @@ def test_compressed_system_is_the_same_system(tmp_path, tiny, hercules):
     assert snapshot(packed) == snapshot(tiny)
 
 
-def test_make_system_cli(tmp_path):
+def test_ssm_generate_cli(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "make_system.py"), str(tmp_path), "--seed", "3"]
-        + ["--size", "tiny", "--volumes", "3"],
+        [sys.executable, "-m", "ssm", "generate", str(tmp_path), "--seed", "3"]
+        + ["--size", "tiny", "--volumes", "3", "--days", "1"],
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr
-    listed = [line.split("\t")[0] for line in proc.stdout.splitlines() if "\t" in line]
+    listed = [
+        line.split()[1] for line in proc.stdout.splitlines() if line.startswith(("SYSRES", "USER"))
+    ]
     assert [Path(p).name for p in listed] == ["sysres.3390", "user01.3390", "user02.3390"]
     assert "built in" in proc.stdout
+    assert (tmp_path / "changes-day1.json").stat().st_size > 0
     with api.open_volume(tmp_path / "user02.3390") as vol:
         assert vol.dataset("PROD.JCL").is_pds  # the second user volume has its own HLQ
+    again = subprocess.run(
+        [sys.executable, "-m", "ssm", "generate", str(tmp_path), "--size", "tiny"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
 
 
 def test_existing_images_are_never_touched(tmp_path):
