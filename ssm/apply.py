@@ -12,9 +12,11 @@ and the recovery rules are docs/import.md, which this module follows step by ste
 
 1. ``read_basket`` verifies the whole file; every payload is decoded (kept in memory
    for the apply step).
-2. An intent log beside a target (``<target>.ssm-intent``) means an earlier import was
-   interrupted: the same basket rolls forward (the ordinary import below finds the
-   volumes that committed *applied*), anything else rolls back with the stored backout.
+2. The basket must stay inside the import's limits (``include``/``exclude`` and the
+   target volumes; docs/import.md "Limits"), else it is refused whole.  An intent log
+   beside a target (``<target>.ssm-intent``) means an earlier import was interrupted:
+   the same basket rolls forward (the ordinary import below finds the volumes that
+   committed *applied*), anything else rolls back with the stored backout.
 3. The data sets the basket names are fingerprinted on the targets
    (:mod:`ssm.fingerprint`'s own job runner, restricted to those data sets) and every
    operation's status is decided: *pending* (the target has its ``before`` state),
@@ -22,16 +24,15 @@ and the recovery rules are docs/import.md, which this module follows step by ste
 4. Placement, space and directory room are checked; the before data of every object
    that changes is read into the backout basket.
 5. Backout basket, then intent log, are written and flushed; then each volume's
-   operations run in one image transaction, and the intent log records each commit.
+   operations run in one image transaction.
 6. The touched data sets are fingerprinted again and every operation's ``after`` state
    is checked.
 
-Only public names are used, with two exceptions, each where the layer below has no
-public call yet: the PDS layer's directory reader and writer and its end-of-data
-finder (``Pds._directory``, ``Pds._write_directory``, ``Pds._end_of_data``; see
-:func:`_edit_directory` and :func:`_load_members`), and :mod:`ssm.fingerprint`'s job
-runner (``_Job``, ``_Worker``, ``_run_job``, ``_assemble``; see :func:`_fingerprint`),
-which fingerprints only the data sets a basket names.
+Only public names of the layers below are used: the PDS layer's directory calls
+(``Pds.directory``, ``Pds.write_directory``, ``Pds.end_of_data``, ``Pds.blocks_of``)
+let the member operations of one PDS share one in-memory directory, read once and
+written once, and :func:`ssm.fingerprint.fingerprint` fingerprints only the data sets
+a basket names (``datasets=``).
 """
 
 from __future__ import annotations
@@ -62,17 +63,23 @@ from emulator.errors import (
     UnsupportedError,
 )
 from emulator.pds import DirEntry, Pds
-from emulator.pds.directory import blocks_needed
+from emulator.pds.directory import blocks_needed, validate_name
+from emulator.pds.pds import Directory, resolve_aliases
 from emulator.volume import DatasetInfo, Volume
 from ssm import model as m
 from ssm.basket import ops
 from ssm.basket.fmt import Basket, read_basket, write_basket
 from ssm.basket.ops import MEMBER_KINDS, Operation
+from ssm.patterns import DsnFilter
 
 #: Beside the first target: the intent log and the backout basket of an import in progress.
 INTENT_SUFFIX = ".ssm-intent"
 BACKOUT_SUFFIX = ".ssm-backout"
 INTENT_VERSION = 1
+#: The backout is written before the first change, on the import's critical path, and
+#: is usually read never: its payloads are stored as they are (compressing the before
+#: images of a large deleted data set took longer than writing them).
+BACKOUT_COMPRESSION = "none"
 #: The R of a count field is one byte (FORMATS.md 1.2).
 MAX_REC = 255
 #: A data set has at most 16 extents on one volume (FORMATS.md 5.4).
@@ -113,7 +120,9 @@ class ImportResult:
     be); ``already_applied``: every operation was already applied (nothing written);
     ``verified``: every operation's object has its ``after`` state once done
     (``mismatches`` lists those that do not); ``recovered``: what was done about an
-    interrupted earlier import; ``plan``: one line per operation.
+    interrupted earlier import; ``plan``: one line per operation; ``outside``: the data
+    sets the basket would touch outside this import's limits (``include``/``exclude``,
+    the target volumes), one line each, when that refused it.
     """
 
     basket: str
@@ -122,6 +131,7 @@ class ImportResult:
     skipped: int = 0
     conflicts: list[str] = field(default_factory=list)
     forced: list[str] = field(default_factory=list)
+    outside: list[str] = field(default_factory=list)
     already_applied: bool = False
     verified: bool = False
     mismatches: list[str] = field(default_factory=list)
@@ -147,6 +157,7 @@ class ImportResult:
             "skipped": self.skipped,
             "conflicts": list(self.conflicts),
             "forced": list(self.forced),
+            "outside": list(self.outside),
             "already_applied": self.already_applied,
             "verified": self.verified,
             "mismatches": list(self.mismatches),
@@ -383,6 +394,21 @@ def _recfm_raw(dcb: dict) -> int:
     return recfm_value(value) if isinstance(value, str) else int(value)
 
 
+def _blocks_payload(vol: Volume, info: DatasetInfo) -> tuple[int, bytes]:
+    """(content bytes, ``blocks`` payload) of a sequential data set as it is: a backout
+    keeps the blocks (and keys) as they are, with no deblocking and reblocking."""
+    blocks = [ops.Block(0, b.key, b.data) for b in io.read_blocks(vol, info)]
+    return sum(len(b.key) + len(b.data) for b in blocks), ops.encode_blocks(blocks)
+
+
+def _blocks_of(dcb: dict, data: Sequence, where: str) -> list[tuple[bytes, bytes]]:
+    """The blocks a ``dataset.create``/``dataset.content`` payload writes: a ``blocks``
+    payload as it is (keys kept), a ``records`` payload blocked by ``dcb``."""
+    if data and isinstance(data[0], ops.Block):
+        return [(b.key, b.data) for b in data]
+    return _block(dcb, data, where)
+
+
 def _block(dcb: dict, records: Sequence[bytes], where: str) -> list[tuple[bytes, bytes]]:
     """Records blocked by ``dcb``, each block with a key of binary zeros when keyed."""
     try:
@@ -391,11 +417,6 @@ def _block(dcb: dict, records: Sequence[bytes], where: str) -> list[tuple[bytes,
         raise exc.located(where=where) from None
     key = bytes(int(dcb.get("keylen") or 0))
     return [(key, b) for b in blocks]
-
-
-def _directory_blocks(vol: Volume, info: DatasetInfo) -> int:
-    """Directory blocks of a PDS: the records before its first EOF (FORMATS.md 6.1)."""
-    return sum(1 for _ in io.read_blocks(vol, info))
 
 
 def _with_ttrs(userdata: bytes, source: bytes, count: int) -> bytes:
@@ -414,65 +435,87 @@ def _normal(userdata: bytes, count: int) -> bytes:
 
 
 # -- directory edits ------------------------------------------------------------------
-def _edit_directory(pds: Pds, change: Callable[[list[DirEntry]], list[DirEntry]]) -> None:
-    """Rewrite the directory of ``pds`` with ``change(entries)`` in one transaction.
+class _DirectoryEdit:
+    """The directory of one PDS, read once, changed in memory by a run of member
+    operations, and written once (``Pds.directory`` / ``Pds.write_directory``): an
+    import touching many members of a large PDS parses and rebuilds its directory
+    once, not once per operation.  The changes are those of ``Pds.delete``,
+    ``Pds.rename`` and ``Pds.alias``, made on the in-memory entries."""
 
-    The PDS layer offers no public call that sets a directory entry's user data or
-    adds an alias with given user data; its directory reader and writer are used here
-    (``Pds._directory``/``Pds._write_directory``, the same ones ``Pds.rename`` uses).
-    """
-    info = pds.info
-    entries, dir_ttrs, _eof = pds._directory(info)
-    new = change(list(entries))
-    needed = blocks_needed(new)
-    if needed > len(dir_ttrs):
-        raise SpaceError(
-            f"directory full: {len(dir_ttrs)} blocks, need {needed}",
-            pds.vol.path,
-            f"{pds.vol.volser}: {pds.dsname}",
-        )
-    with pds.vol.transaction():
-        pds._write_directory(info, new, dir_ttrs)
+    def __init__(self, vol: Volume, dsname: str, directory: Directory | None = None):
+        self.vol = vol
+        self.pds = Pds(vol, dsname)
+        self.where = f"{vol.volser}: {self.pds.dsname}"
+        self.read(directory)
 
+    def read(self, directory: Directory | None = None) -> None:
+        """Take ``directory`` (read earlier, still current) or read it."""
+        self.directory = directory if directory is not None else self.pds.directory()
+        self.entries: dict[str, DirEntry] = {e.name: e for e in self.directory.entries}
 
-def _set_userdata(pds: Pds, name: str, userdata: bytes, ttr_count: int) -> None:
-    def change(entries: list[DirEntry]) -> list[DirEntry]:
-        out = []
-        for e in entries:
-            if e.name == name:
-                e = replace(
-                    e, userdata=_with_ttrs(userdata, e.userdata, ttr_count), ttr_count=ttr_count
-                )
-            out.append(e)
-        return out
+    def write(self) -> None:
+        self.pds.write_directory(list(self.entries.values()), self.directory)
 
-    _edit_directory(pds, change)
+    def get(self, name: str) -> DirEntry:
+        entry = self.entries.get(name)
+        if entry is None:
+            raise NotFoundError(f"member {name} not found", self.vol.path, self.where)
+        return entry
 
+    def delete(self, name: str) -> None:
+        """An alias removes itself; a main member itself and its aliases (as on MVS)."""
+        target = self.entries.get(name)
+        if target is None:
+            return  # an earlier deletion took it along (a main member's alias)
+        gone = {name}
+        if not target.alias:
+            resolved = resolve_aliases(list(self.entries.values()))
+            gone |= {e.name for e in resolved if e.alias and e.alias_of == name}
+        for n in gone:
+            del self.entries[n]
 
-def _put_aliases(pds: Pds, aliases: Sequence[tuple[str, str, bytes, int]]) -> None:
-    """Add or re-point aliases ``(name, member, userdata, ttr_count)``: each gets its
-    member's current TTR and the counted TTRs of its member's user data."""
+    def rename(self, old: str, new: str, userdata: bytes | None, ttr_count: int) -> None:
+        """Rename, keeping the user data (as STOW) unless the operation carries other."""
+        entry = self.get(old)
+        if new in self.entries:
+            raise ConflictError(f"member {new} already exists", self.vol.path, self.where)
+        del self.entries[old]
+        entry = replace(entry, name=new, alias_of=None)
+        if userdata is not None and _normal(userdata, ttr_count) != _normal(
+            entry.userdata, entry.ttr_count
+        ):
+            entry = _with_userdata(entry, userdata, ttr_count)
+        self.entries[new] = entry
 
-    def change(entries: list[DirEntry]) -> list[DirEntry]:
-        by_name = {e.name: e for e in entries}
-        for name, target, userdata, ttr_count in aliases:
-            main = by_name.get(target)
-            if main is None:
-                raise NotFoundError(
-                    f"alias {name}: member {target} does not exist",
-                    pds.vol.path,
-                    f"{pds.vol.volser}: {pds.dsname}",
-                )
-            by_name[name] = DirEntry(
-                name,
-                main.ttr,
-                alias=True,
-                ttr_count=ttr_count,
-                userdata=_with_ttrs(userdata, main.userdata, ttr_count),
+    def set_userdata(self, name: str, userdata: bytes, ttr_count: int) -> None:
+        self.entries[name] = _with_userdata(self.get(name), userdata, ttr_count)
+
+    def put_alias(self, name: str, target: str, userdata: bytes, ttr_count: int) -> None:
+        """Add or re-point an alias: its member's current TTR and counted TTRs."""
+        main = self.entries.get(target)
+        if main is None:
+            raise NotFoundError(
+                f"alias {name}: member {target} does not exist", self.vol.path, self.where
             )
-        return list(by_name.values())
+        self.entries[name] = DirEntry(
+            name,
+            main.ttr,
+            alias=True,
+            ttr_count=ttr_count,
+            userdata=_with_ttrs(bytes(userdata), main.userdata, ttr_count),
+            alias_of=target,
+        )
 
-    _edit_directory(pds, change)
+
+def _op_where(op: Operation) -> str:
+    return f"operation {op.seq} ({op.kind} {op.target})"
+
+
+def _with_userdata(entry: DirEntry, userdata: bytes, ttr_count: int) -> DirEntry:
+    """``entry`` with new user data whose counted TTRs keep the entry's values."""
+    return replace(
+        entry, userdata=_with_ttrs(bytes(userdata), entry.userdata, ttr_count), ttr_count=ttr_count
+    )
 
 
 # -- the import -----------------------------------------------------------------------
@@ -497,7 +540,10 @@ class _Run:
         self.steps: list[_Step] = []
         self.payloads: dict[int, object] = {}
         self.fp: m.Fingerprint | None = None
-        self.directories: dict[tuple[str, str], dict[str, DirEntry]] = {}
+        #: (volser, PDS) -> its directory on the target before the import (read once)
+        #: and the data set's DSCB fields when it was read
+        self.directories: dict[tuple[str, str], Directory] = {}
+        self.directory_infos: dict[tuple[str, str], DatasetInfo] = {}
         self.rebuild: dict[tuple[str, str], int] = {}  # (volser, PDS) -> directory blocks
 
     # -- helpers ----------------------------------------------------------------
@@ -607,7 +653,7 @@ class _Run:
                     if before is None:
                         continue  # created by this basket: its members came with it
                     dir_entries[key] = dict(before)
-                    dir_size[key] = _directory_blocks(vol, vol.dataset(key))
+                    dir_size[key] = self.directory_of(vol, key).blocks
                 self.plan_directory(step, dir_entries[key])
                 if k == "member.put":
                     pds_new.setdefault((step.volser, key), []).append(step)
@@ -629,16 +675,30 @@ class _Run:
                 )
 
     def directory(self, vol: Volume, dsname: str) -> dict[str, DirEntry] | None:
-        """The directory of a PDS on the target as it is before the import (read once;
-        None when the data set is not there)."""
+        """The directory entries of a PDS on the target as it is before the import
+        (read once; None when the data set is not there)."""
+        d = self.directory_of(vol, dsname)
+        return None if d is None else {e.name: e for e in d.entries}
+
+    def directory_of(self, vol: Volume, dsname: str) -> Directory | None:
         key = (vol.volser, dsname)
         if key not in self.directories:
             try:
-                entries = Pds(vol, dsname).members()
+                pds = Pds(vol, dsname)
+                self.directory_infos[key] = pds.info
+                self.directories[key] = pds.directory()
             except NotFoundError:
                 return None
-            self.directories[key] = {e.name: e for e in entries}
         return self.directories[key]
+
+    def current_directory(self, vol: Volume, dsname: str) -> Directory | None:
+        """The directory read while planning, if the data set is still as it was then
+        (same DSCB fields: no rebuild, no earlier change): applying reuses it."""
+        key = (vol.volser, dsname)
+        d = self.directories.get(key)
+        if d is None or vol.dataset(dsname) != self.directory_infos.get(key):
+            return None
+        return d
 
     def plan_rebuild(self, vol: Volume, dsname: str, needed: int, have: int, need: dict) -> None:
         """A directory too small for the basket's members: the PDS is copied, as IEBCOPY
@@ -712,7 +772,7 @@ class _Run:
             step.dirblks = dirblks
         else:
             if step.blocks is None:
-                step.blocks = _block(dcb, step.data or [], op.target)
+                step.blocks = _blocks_of(dcb, step.data or [], op.target)
             tracks = _tracks_for(device, [(len(k), len(d)) for k, d in step.blocks] + [(0, 0)])
         primary = max(int(space.get("primary") or 1), _units(tracks, unit, vol.heads), 1)
         step.primary = primary
@@ -852,7 +912,7 @@ class _Run:
             )
         elif k == "dataset.content":
             info = vol.dataset(op.dsname)
-            records = io.read_records(vol, info)
+            size, payload = _blocks_payload(vol, info)
             out.append(
                 (
                     (3, op.dsname),
@@ -863,15 +923,15 @@ class _Run:
                         space=self.space_of(vol, info),
                         before=op.after,
                         after=step.found,
-                        size=sum(len(r) for r in records),
+                        size=size,
                     ),
-                    ops.encode_records(records),
+                    payload,
                 )
             )
         elif k == "dataset.records":
             info = vol.dataset(op.dsname)
             edits: list[ops.RecordEdit] = step.data or []
-            old = _records_in(vol, info, [(e.start, e.stop) for e in edits])
+            old = self.records_in(vol, info, [(e.start, e.stop) for e in edits])
             inverse, shift = [], 0
             for e in edits:
                 start = e.start + shift
@@ -923,7 +983,7 @@ class _Run:
             "unit": unit,
             "primary": primary,
             "secondary": secondary,
-            "dirblks": _directory_blocks(vol, info) if info.is_pds else 0,
+            "dirblks": self.directory_of(vol, info.dsname).blocks if info.is_pds else 0,
         }
 
     def inverse_member(self, step: _Step, vol: Volume, aliases_deleted: dict):
@@ -956,9 +1016,7 @@ class _Run:
                     ttr_count=entry.ttr_count,
                 )
                 return order, o, None
-            blocks = [
-                ops.Block((b.tt << 8) | b.r, b.key, b.data) for b in pds.blocks_with_ttr(entry.name)
-            ]
+            blocks = [ops.Block((b.tt << 8) | b.r, b.key, b.data) for b in pds.blocks_of(entry)]
             order, o = item(
                 "member.put",
                 entry.name,
@@ -1031,11 +1089,10 @@ class _Run:
             after=state,
         )
         if not info.is_pds:
-            records = io.read_records(vol, info)
-            create.size = sum(len(r) for r in records)
-            return create, ops.encode_records(records)
+            create.size, payload = _blocks_payload(vol, info)
+            return create, payload
         pds = Pds(vol, dsname)
-        entries = pds.members()
+        entries = self.directory_of(vol, dsname).entries
         mains = {e.name for e in entries if not e.alias}
         members = []
         for e in sorted(entries, key=lambda e: e.name_bytes):
@@ -1044,16 +1101,16 @@ class _Run:
                     continue  # an alias of no member here cannot be made again
                 members.append(ops.MemberImage(e.name, True, e.ttr_count, e.userdata, e.alias_of))
                 continue
-            blocks = [
-                ops.Block((b.tt << 8) | b.r, b.key, b.data) for b in pds.blocks_with_ttr(e.name)
-            ]
+            blocks = [ops.Block((b.tt << 8) | b.r, b.key, b.data) for b in pds.blocks_of(e)]
             create.size += sum(len(b.data) for b in blocks)
             members.append(ops.MemberImage(e.name, False, e.ttr_count, e.userdata, None, blocks))
         return create, ops.encode_members(members)
 
     # -- applying -----------------------------------------------------------------
     def apply_volume(self, vol: Volume, steps: list[_Step]) -> int:
-        """Every step of one volume in one image transaction; returns bytes written."""
+        """Every step of one volume in one image transaction; returns bytes written.
+        The member operations of one PDS (the manifest keeps them together) share one
+        in-memory directory, written once."""
         written = 0
         with vol.transaction():
             for (volser, dsname), dirblks in sorted(self.rebuild.items()):
@@ -1061,25 +1118,20 @@ class _Run:
                     _rebuild_pds(vol, dsname, dirblks)
             i = 0
             while i < len(steps):
-                step = steps[i]
-                op = step.op
-                if op.kind == "member.put":
+                op = steps[i].op
+                if op.is_member:
                     j = i + 1
                     while (
-                        j < len(steps)
-                        and steps[j].op.kind == "member.put"
-                        and steps[j].op.dsname == op.dsname
+                        j < len(steps) and steps[j].op.is_member and steps[j].op.dsname == op.dsname
                     ):
                         j += 1
-                    written += self.put_members(vol, steps[i:j])
+                    written += self.apply_members(vol, steps[i:j])
                     i = j
                     continue
                 try:
-                    written += self.apply_one(vol, step)
+                    written += self.apply_one(vol, steps[i])
                 except EmulatorError as exc:
-                    raise exc.located(
-                        vol.path, f"operation {op.seq} ({op.kind} {op.target})"
-                    ) from None
+                    raise exc.located(vol.path, _op_where(op)) from None
                 i += 1
         return written
 
@@ -1103,28 +1155,51 @@ class _Run:
                 _set_secondary(vol, op.dsname, op.space)
                 return 0
             return self.rewrite(vol, step)
-        pds = Pds(vol, op.dsname)
-        names = {e.name: e for e in pds.members()}
-        if k in ("member.delete", "alias.delete"):
-            if op.member in names:
-                pds.delete(op.member)
-            return 0
-        if k == "member.rename":
-            entry = pds.rename(op.member, op.new_name)
-            if op.userdata is not None and _normal(op.userdata, op.ttr_count) != _normal(
-                entry.userdata, entry.ttr_count
-            ):
-                _set_userdata(pds, op.new_name, op.userdata, op.ttr_count)
-            return 0
-        if k == "member.userdata":
-            if op.member not in names:
-                raise NotFoundError(f"member {op.member} not found", vol.path, op.target)
-            _set_userdata(pds, op.member, op.userdata or b"", op.ttr_count)
-            return 0
-        if k == "alias.put":
-            _put_aliases(pds, [(op.member, op.alias_of, op.userdata or b"", op.ttr_count)])
-            return 0
         raise UnsupportedError(f"operation kind {k}", vol.path, op.target)  # pragma: no cover
+
+    def apply_members(self, vol: Volume, steps: list[_Step]) -> int:
+        """The member operations of one PDS, in manifest order, on one in-memory
+        directory; consecutive puts are loaded in one pass (:func:`_load_members`)."""
+        dsname = steps[0].op.dsname
+        edit = _DirectoryEdit(vol, dsname, self.current_directory(vol, dsname))
+        written = 0
+        i = 0
+        while i < len(steps):
+            op = steps[i].op
+            k = op.kind
+            try:
+                if k == "member.put":
+                    j = i + 1
+                    while j < len(steps) and steps[j].op.kind == "member.put":
+                        j += 1
+                    members = [
+                        _member_of(s.op.member, s.data or [], s.op.userdata, s.op.ttr_count)
+                        for s in steps[i:j]
+                    ]
+                    _load_members(edit, members, fit=lambda n: self.fit(vol, dsname, n))
+                    written += sum(len(d) for mb in members for _, d in mb.blocks)
+                    i = j
+                    continue
+                if k in ("member.delete", "alias.delete"):
+                    edit.delete(op.member)
+                elif k == "member.rename":
+                    new = validate_name(op.new_name or "", op.target)
+                    edit.rename(op.member, new, op.userdata, op.ttr_count)
+                elif k == "member.userdata":
+                    edit.set_userdata(op.member, op.userdata or b"", op.ttr_count)
+                elif k == "alias.put":
+                    edit.put_alias(op.member, op.alias_of, op.userdata or b"", op.ttr_count)
+                else:  # pragma: no cover
+                    raise UnsupportedError(f"operation kind {k}", vol.path, op.target)
+            except EmulatorError as exc:
+                raise exc.located(vol.path, _op_where(op)) from None
+            i += 1
+        try:
+            edit.write()
+        except EmulatorError as exc:
+            raise exc.located(vol.path, edit.where) from None
+        self.directories.pop((vol.volser, dsname), None)  # no longer the one read before
+        return written
 
     def fit(self, vol: Volume, dsname: str, tracks: int) -> DatasetInfo:
         """Make the data set at least ``tracks`` tracks big, in one new extent (a
@@ -1164,23 +1239,15 @@ class _Run:
             io.write_blocks(vol, vol.dataset(op.dsname), step.blocks or [])
             return sum(len(d) for _, d in step.blocks or [])
         images: list[ops.MemberImage] = step.data or []
-        pds = Pds(vol, op.dsname)
         members = [
             _member_of(mi.name, mi.blocks, mi.userdata, mi.ttr_count)
             for mi in images
             if not mi.alias
         ]
         aliases = [(mi.name, mi.alias_of, mi.userdata, mi.ttr_count) for mi in images if mi.alias]
-        _load_members(vol, pds, members, aliases, fit=lambda n: self.fit(vol, op.dsname, n))
-        return sum(len(d) for mb in members for _, d in mb.blocks)
-
-    def put_members(self, vol: Volume, steps: list[_Step]) -> int:
-        dsname = steps[0].op.dsname
-        pds = Pds(vol, dsname)
-        members = [
-            _member_of(s.op.member, s.data or [], s.op.userdata, s.op.ttr_count) for s in steps
-        ]
-        _load_members(vol, pds, members, fit=lambda n: self.fit(vol, dsname, n))
+        edit = _DirectoryEdit(vol, op.dsname)
+        _load_members(edit, members, aliases, fit=lambda n: self.fit(vol, op.dsname, n))
+        edit.write()
         return sum(len(d) for mb in members for _, d in mb.blocks)
 
     def plan_rewrite(self, vol: Volume, step: _Step) -> tuple | None:
@@ -1198,7 +1265,7 @@ class _Run:
         dcb = op.dcb or _dcb_of(info)
         recfm, lrecl = info.recfm_raw, info.lrecl
         if op.kind == "dataset.content":
-            return self.whole(vol, _block(dcb, step.data or [], op.target))
+            return self.whole(vol, _blocks_of(dcb, step.data or [], op.target))
         if op.kind == "dataset.attributes":
             if not any(
                 str(dcb.get(k)) != str(_dcb_of(info)[k])
@@ -1209,23 +1276,41 @@ class _Run:
         edits: list[ops.RecordEdit] = step.data or []
         if not edits:
             return None
-        if int(dcb.get("blksize") or info.blksize) != info.blksize or rf.is_spanned(recfm):
+        if int(dcb.get("blksize") or info.blksize) != info.blksize:
             records = ops.splice(io.read_records(vol, info), edits)
             return self.whole(vol, _block(dcb, records, op.target))
         first = edits[0].start
-        at, count = self.seek(vol, info, first)
+        at, count, keep = self.seek(vol, info, first)
+        where = f"{vol.volser} {op.dsname}"
         start, k0, last = None, count, None
+        head: list[tuple[bytes, bytes]] = []
         tail: list[bytes] = []
-        for blk in io.read_blocks(vol, info, start=at):
-            recs = rf.deblock(recfm, lrecl, [blk.data])
-            if start is None and count + len(recs) <= first:
-                count += len(recs)  # the whole block comes before the first edit
-                last = blk
-                continue
-            if start is None:
-                start, k0 = (blk.tt, blk.r), count
-            tail.extend(recs)
-            count += len(recs)
+        if rf.is_spanned(recfm):
+            # A spanned record may run over many blocks: the blocks from the group's
+            # block on are deblocked together; the segments of that block before the
+            # group's first record stay as they are, in a block of their own.
+            datas = []
+            for blk in io.read_blocks(vol, info, start=at):
+                data = blk.data
+                if start is None:
+                    start = (blk.tt, blk.r)
+                    kept, data = ops.split_block(recfm, data, keep, where)
+                    if kept:
+                        head.append((b"", kept))
+                datas.append(data)
+            tail = rf.deblock(recfm, lrecl, [d for d in datas if d], where)
+            count += len(tail)
+        else:
+            for blk in io.read_blocks(vol, info, start=at):
+                recs = rf.deblock(recfm, lrecl, [blk.data])
+                if start is None and count + len(recs) <= first:
+                    count += len(recs)  # the whole block comes before the first edit
+                    last = blk
+                    continue
+                if start is None:
+                    start, k0 = (blk.tt, blk.r), count
+                tail.extend(recs)
+                count += len(recs)
         if start is None:  # the edits begin after the last record: append
             if first > count:
                 raise FormatError(
@@ -1235,7 +1320,7 @@ class _Run:
             start = (last.tt, last.r + 1) if last is not None else at
             if start[1] > MAX_REC:
                 start = (start[0] + 1, 1)
-        blocks = _block(dcb, ops.splice(tail, edits, offset=k0), op.target)
+        blocks = head + _block(dcb, ops.splice(tail, edits, offset=k0), op.target)
         tt, r = start
         used = 0
         if r > 1:
@@ -1251,27 +1336,31 @@ class _Run:
         sizes = [(len(k), len(d)) for k, d in blocks] + [(0, 0)]
         return (0, 1), blocks, _tracks_for(vol.device, sizes)
 
-    def seek(
-        self, vol: Volume, info: DatasetInfo, first: int
-    ) -> tuple[tuple[int, int] | None, int]:
-        """(TTR of a block at or before the one holding record ``first``, index of that
-        block's first record), from the record groups of the target fingerprint;
-        (None, 0) to read from the start."""
+    def seek(self, vol: Volume, info: DatasetInfo, first: int) -> tuple[tuple[int, int], int, int]:
+        """Where to rewrite a sequential data set from for an edit at record ``first``,
+        from the record groups of the target fingerprint: ``(TTR of a block at or
+        before the one holding record first, index of the first record rewritten from
+        there, stream bytes at the start of that block to keep as they are)``.  Spanned
+        records keep the segments before the group's first record (they may belong to
+        a record begun blocks earlier); other formats start at the block's first
+        record.  ``((0, 1), 0, 0)`` reads from the start."""
         ds = self.fp.find(info.dsname, vol.volser) if self.fp is not None else None
-        if ds is None or not ds.gcount or rf.is_spanned(info.recfm_raw) or info.keylen:
-            return (0, 1), 0
+        if ds is None or not ds.gcount or info.keylen:
+            return (0, 1), 0, 0
         rows = ds.group_rows
         i = int(np.searchsorted(rows["first"], first, side="right")) - 1
         if i < 0:
-            return (0, 1), 0
+            return (0, 1), 0, 0
         g = rows[i]
         ttr, skip = int(g["ttr"]), int(g["skip"])
         start = (ttr >> 8, ttr & 0xFF)
+        if rf.is_spanned(info.recfm_raw):
+            return start, int(g["first"]), skip
         before = 0
         if skip:  # records of that block before the group's first one (stream bytes)
             blk = next(io.read_blocks(vol, info, start=start), None)
             if blk is None:
-                return (0, 1), 0
+                return (0, 1), 0, 0
             variable = not rf.is_fixed(info.recfm_raw)
             pos = 0
             for rec in rf.deblock(info.recfm_raw, info.lrecl, [blk.data]):
@@ -1280,8 +1369,34 @@ class _Run:
                 pos += len(rec) + (4 if variable else 0)
                 before += 1
             if pos != skip:
-                return (0, 1), 0  # the groups do not fit this data set: read from the start
-        return start, int(g["first"]) - before
+                return (0, 1), 0, 0  # the groups do not fit this data set: read from the start
+        return start, int(g["first"]) - before, 0
+
+    def records_in(self, vol: Volume, info: DatasetInfo, spans: list[tuple[int, int]]) -> dict:
+        """{(start, stop): records} of a sequential data set, read once from the block
+        :meth:`seek` finds for the first span up to the last span."""
+        out: dict[tuple[int, int], list[bytes]] = {s: [] for s in spans}
+        wanted = [s for s in spans if s[1] > s[0]]
+        if not wanted:
+            return out
+        first, end = min(s[0] for s in wanted), max(s[1] for s in wanted)
+        recfm, lrecl = info.recfm_raw, info.lrecl
+        where = f"{vol.volser} {info.dsname}"
+        at, offset, keep = self.seek(vol, info, first)
+        records: list[bytes] = []
+        if rf.is_spanned(recfm):
+            datas = [blk.data for blk in io.read_blocks(vol, info, start=at)]
+            if datas:
+                datas[0] = ops.split_block(recfm, datas[0], keep, where)[1]
+            records = rf.deblock(recfm, lrecl, [d for d in datas if d], where)
+        else:
+            for blk in io.read_blocks(vol, info, start=at):
+                records.extend(rf.deblock(recfm, lrecl, [blk.data], where))
+                if offset + len(records) >= end:
+                    break
+        for s in wanted:
+            out[s] = records[s[0] - offset : s[1] - offset]
+        return out
 
     def rewrite(self, vol: Volume, step: _Step) -> int:
         """Apply a content, records or attributes operation of a sequential data set."""
@@ -1357,20 +1472,22 @@ class _Member:
 def _member_of(
     name: str, blocks: Sequence[ops.Block], userdata: bytes | None, count: int
 ) -> _Member:
-    old = [(b.ttr >> 8, b.ttr & 0xFF) for b in blocks]
-    usable = count and old and all(b.ttr for b in blocks) and len(set(old)) == len(old)
+    old = None
+    if count and userdata is not None:  # TTRs to relocate: the blocks' source TTRs
+        old = [(b.ttr >> 8, b.ttr & 0xFF) for b in blocks]
+        if not old or not all(b.ttr for b in blocks) or len(set(old)) != len(old):
+            old = None
     return _Member(
         name,
-        [(bytes(b.key), bytes(b.data)) for b in blocks],
+        [(b.key, b.data) for b in blocks],  # decoded payloads hold bytes already
         bytes(userdata or b""),
         count if userdata is not None else 0,
-        old if usable else None,
+        old,
     )
 
 
 def _load_members(
-    vol: Volume,
-    pds: Pds,
+    edit: _DirectoryEdit,
     members: Sequence[_Member],
     aliases: Sequence[tuple[str, str, bytes, int]] = (),
     fit: Callable[[int], DatasetInfo] | None = None,
@@ -1380,27 +1497,25 @@ def _load_members(
     followed by its EOF record, are placed one after another from the data set's final
     EOF (FORMATS.md 6.5, 7.3), whole tracks are built once and staged in the caller's
     transaction, user-data TTRs and note lists are relocated before the tracks are
-    built, then the directory and DS1LSTAR/DS1TRBAL are written once.
+    built, and DS1LSTAR/DS1TRBAL are written once.  The new entries go into ``edit``,
+    whose owner writes the directory.
 
     ``fit(tracks)`` makes the data set that big (it is called with the relative tracks
     the placement needs); when the data set cannot grow because it has 16 extents, the
     PDS is compressed first, as IEBCOPY would, and the placement done again.
 
     ``Pds.write_many`` does the same member by member (one ``io.write_blocks`` and one
-    DSCB update each); this pass is what makes the import of new member data fast.  It
-    uses the PDS layer's directory reader, end-of-data finder and directory writer
-    (``Pds._directory``, ``Pds._end_of_data``, ``Pds._write_directory``).  Aliases of
-    replaced members keep pointing at the old copy, as on MVS.
+    DSCB update each); this pass is what makes the import of new member data fast.
+    Aliases of replaced members keep pointing at the old copy, as on MVS.
     """
     from emulator.pds.directory import note_list_ref, relocate_userdata, ttr_bytes, ttr_from
     from emulator.track import build_track, parse_track
 
-    where = f"{vol.volser}: {pds.dsname}"
+    vol, pds, where = edit.vol, edit.pds, edit.where
     device = vol.device
     for attempt in (0, 1):
         info = pds.info
-        entries, dir_ttrs, dir_eof = pds._directory(info)
-        current = {e.name: e for e in entries}
+        current = dict(edit.entries)
         for mb in members:
             current[mb.name] = DirEntry(
                 mb.name, (0, 0), ttr_count=mb.ttr_count, userdata=mb.userdata
@@ -1410,13 +1525,13 @@ def _load_members(
                 name, (0, 0), alias=True, ttr_count=count, userdata=bytes(userdata)
             )
         needed = blocks_needed(list(current.values()))
-        if needed > len(dir_ttrs):
+        if needed > edit.directory.blocks:
             raise SpaceError(
-                f"directory full: {len(dir_ttrs)} blocks, need {needed}", vol.path, where
+                f"directory full: {edit.directory.blocks} blocks, need {needed}", vol.path, where
             )
 
         # Pass 1: where every record goes.
-        tt, r = pds._end_of_data(info, dir_eof, entries)
+        tt, r = pds.end_of_data(edit.directory)
         trk = vol.trk_of(info, tt)
         recs = parse_track(vol.read_track(trk), where=where)
         kept = [(rec.key, rec.data) for rec in recs if rec.rec <= r]
@@ -1453,7 +1568,10 @@ def _load_members(
         if tt < info.tracks:
             break
         if attempt == 0 and len(info.extents) >= MAX_EXTENTS:
-            pds.compress()  # as IEBCOPY: the space of replaced and deleted members comes back
+            # as IEBCOPY: the space of replaced and deleted members comes back
+            edit.write()
+            pds.compress()
+            edit.read()
             continue
         if fit is None:
             raise SpaceError(f"needs {tt + 1} tracks, has {info.tracks}", vol.path, where)
@@ -1482,18 +1600,6 @@ def _load_members(
             tracks[btt].append(block)
         tracks[eof[0]].append((b"", b""))
         new_entries[mb.name] = replace(entry, ttr=ttrs[0] if ttrs else eof)
-    current.update(new_entries)
-    for name, target, userdata, count in aliases:
-        main = current.get(target)
-        if main is None or main.alias:
-            raise NotFoundError(f"alias {name}: member {target} does not exist", vol.path, where)
-        current[name] = DirEntry(
-            name,
-            main.ttr,
-            alias=True,
-            ttr_count=count,
-            userdata=_with_ttrs(bytes(userdata), main.userdata, count),
-        )
     with vol.transaction():
         for rel, records in tracks.items():
             trk = vol.trk_of(info, rel)
@@ -1501,7 +1607,9 @@ def _load_members(
             vol.write_track(trk, build_track(cyl, head, records))
         if members:
             vol.update(pds.dsname, lstar=(tt, r), trbal=device.track_balance(used))
-        pds._write_directory(pds.info, list(current.values()), dir_ttrs)
+    edit.entries.update(new_entries)
+    for name, target, userdata, count in aliases:
+        edit.put_alias(name, target, userdata, count)
 
 
 def _rebuild_pds(vol: Volume, dsname: str, dirblks: int) -> None:
@@ -1511,12 +1619,12 @@ def _rebuild_pds(vol: Volume, dsname: str, dirblks: int) -> None:
     dates stay.  Runs inside the caller's transaction."""
     pds = Pds(vol, dsname)
     info = pds.info
-    entries = pds.members()
+    entries = pds.directory().entries
     members = []
     for e in entries:
         if e.alias:
             continue
-        blocks = pds.blocks_with_ttr(e.name)
+        blocks = pds.blocks_of(e)
         old = [(b.tt, b.r) for b in blocks]
         members.append(
             _Member(
@@ -1551,7 +1659,9 @@ def _rebuild_pds(vol: Volume, dsname: str, dirblks: int) -> None:
         created=info.created,
         expires=info.expires,
     )
-    _load_members(vol, Pds(vol, temp), members, aliases)
+    edit = _DirectoryEdit(vol, temp)
+    _load_members(edit, members, aliases)
+    edit.write()
     vol.scratch(dsname)
     vol.rename(temp, dsname)
 
@@ -1573,25 +1683,6 @@ def _set_secondary(vol: Volume, dsname: str, space: dict | None) -> None:
     if space and space.get("secondary") is not None:
         if int(space["secondary"]) != vol.dataset(dsname).space[2]:
             vol.update(dsname, secondary=int(space["secondary"]))
-
-
-def _records_in(vol: Volume, info: DatasetInfo, spans: list[tuple[int, int]]) -> dict:
-    """{(start, stop): records} of a sequential data set, read once up to the last span."""
-    out: dict[tuple[int, int], list[bytes]] = {s: [] for s in spans}
-    wanted = [s for s in spans if s[1] > s[0]]
-    if not wanted:
-        return out
-    end = max(s[1] for s in wanted)
-    records = io.read_records(vol, info) if rf.is_spanned(info.recfm_raw) else None
-    if records is None:
-        records = []
-        for blk in io.read_blocks(vol, info):
-            records.extend(rf.deblock(info.recfm_raw, info.lrecl, [blk.data]))
-            if len(records) >= end:
-                break
-    for s in wanted:
-        out[s] = records[s[0] : s[1]]
-    return out
 
 
 # -- intent log -----------------------------------------------------------------------
@@ -1742,6 +1833,26 @@ def _check_targets(intent: Intent, system: api.System) -> None:
         )
 
 
+# -- limits -------------------------------------------------------------------------
+def _outside(basket: Basket, system: api.System, limits: DsnFilter) -> list[str]:
+    """What the basket would touch outside this import's limits (docs/import.md
+    "Limits"), one line per data set: a name (either name of a rename) that the
+    include/exclude rules refuse, or an object on a volume that is not a target.  A
+    new data set's volser only says where it would rather go (*Placement*)."""
+    volsers = {v.volser for v in system.volumes}
+    why: dict[str, str] = {}
+    for op in basket.operations:
+        names = [op.dsname]
+        if op.kind == "dataset.rename" and op.new_name:
+            names.append(op.new_name)
+        for name in names:
+            if limits and not limits.passes(name):
+                why.setdefault(name, "outside the import's --include/--exclude")
+        if op.kind != "dataset.create" and op.volser not in volsers:
+            why.setdefault(op.dsname, f"on volume {op.volser}, which is not a target")
+    return [f"{name}: {reason}" for name, reason in sorted(why.items())]
+
+
 # -- public entry points --------------------------------------------------------------
 def _open(paths: Sequence[str], writable: bool) -> api.System:
     return api.open_system(paths, writable=writable)
@@ -1809,11 +1920,11 @@ def _rollback(
 
 
 def _volume_committed(intent: Intent | None, volser: str) -> None:
-    """Record a committed volume in the intent log (a crash after this point leaves the
-    volume applied and the log saying so)."""
+    """A volume committed.  Noted in memory only: the intent log is not rewritten (two
+    more flushes per volume), since recovery tells the volumes that committed by the
+    status of their operations, never by this list (docs/import.md "Recovery")."""
     if intent is not None:
         intent.done.append(volser)
-        intent.save()
 
 
 def _apply_all(run: _Run, todo: list[_Step], intent: Intent | None) -> dict[str, int]:
@@ -1862,23 +1973,29 @@ def import_basket(
     force: bool = False,
     key: bytes | None = None,
     progress: Callable[[ImportProgress], None] | None = None,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
 ) -> ImportResult:
     """Apply the basket at ``basket_path`` to the volume images ``targets`` (one
     system), following docs/import.md.  ``dry_run``: plan and report, write nothing;
     ``backout``: write the basket that restores the before state there; ``force``:
     apply over drifted objects where possible; ``key``: refuse a basket not signed with
-    it.  Refusals for drift come back in the result (``refused``, ``conflicts``);
-    damage, space and other errors raise :class:`emulator.errors.EmulatorError`."""
+    it; ``include``/``exclude``: data set name patterns (``ssm.patterns``) limiting
+    what the basket may touch, e.g. ``exclude=["SYS1.**"]``.  Refusals for drift or
+    for the limits come back in the result (``refused`` with ``conflicts`` or
+    ``outside``), nothing written; damage, space and other errors raise
+    :class:`emulator.errors.EmulatorError`."""
     t0 = time.perf_counter()
     path = os.fspath(basket_path)
     paths = [os.fspath(p) for p in targets]
     if not paths:
         raise FormatError("no target volumes given")
+    limits = DsnFilter(include, exclude)  # a malformed pattern stops here
     with _exclusive(paths):
-        return _import(path, paths, dry_run, backout, force, key, progress, t0)
+        return _import(path, paths, dry_run, backout, force, key, progress, t0, limits)
 
 
-def _import(path, paths, dry_run, backout, force, key, progress, t0) -> ImportResult:
+def _import(path, paths, dry_run, backout, force, key, progress, t0, limits) -> ImportResult:
     """:func:`import_basket` under the import lock (docs/import.md "Order of work")."""
     result = ImportResult(basket=path, targets=paths, dry_run=dry_run)
     with read_basket(path, key) as basket:
@@ -1889,9 +2006,15 @@ def _import(path, paths, dry_run, backout, force, key, progress, t0) -> ImportRe
         intent = _find_intent(paths)
         with _open(paths, writable=not dry_run) as system:
             run.system = system
-            finishing = False
             if intent is not None:
                 _check_targets(intent, system)
+            result.outside = _outside(basket, system, limits)
+            if result.outside:
+                result.refused = True
+                result.seconds = time.perf_counter() - t0
+                return result
+            finishing = False
+            if intent is not None:
                 if intent.basket_id == this_id:
                     finishing = True
                     result.recovered = "finishing an interrupted import of this basket"
@@ -1935,7 +2058,11 @@ def _import(path, paths, dry_run, backout, force, key, progress, t0) -> ImportRe
                 first = paths[0]
                 store = first + BACKOUT_SUFFIX
                 write_basket(
-                    store, _backout_header(basket, path, this_id, system), operations, payloads
+                    store,
+                    _backout_header(basket, path, this_id, system),
+                    operations,
+                    payloads,
+                    compression=BACKOUT_COMPRESSION,
                 )
                 intent = Intent(
                     path=first + INTENT_SUFFIX,

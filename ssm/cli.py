@@ -8,6 +8,7 @@
                -o BASKET [--include PAT] [--exclude PAT] [--map FROM=TO] [--key FILE]
     ssm verify BASKET [--key FILE]
     ssm import BASKET TARGET... [--dry-run] [--backout OUT] [--force] [--key FILE]
+               [--include PAT]... [--exclude PAT]...
     ssm drill [--size S] [--days N] [--seed N] [--volumes N] [--keep FOLDER] [--json]
 
 Each subcommand parses its arguments, calls one library function
@@ -22,8 +23,8 @@ Exit codes (as ``cmp``/``diff``): 0 success, no differences (compare), basket wh
 (verify), basket applied or already applied (import), disaster restore verified
 (drill); 1 "different" or "not verified": the fingerprints differ (compare), the basket
 is damaged, forged or unsigned when a key is given (verify, import), import refused
-conflicts or its result did not match the after-digests, the drill's restore did not
-verify; 2 error: one line ``ssm: <message>`` on stderr, never a traceback (the hidden
+conflicts or data sets outside its --include/--exclude or target volumes, or its result
+did not match the after-digests, the drill's restore did not verify; 2 error: one line ``ssm: <message>`` on stderr, never a traceback (the hidden
 ``--traceback`` flag re-raises for developers); 130 interrupted.  Progress goes to
 stderr, only when it is a terminal.
 """
@@ -460,6 +461,8 @@ def cmd_import(args) -> int:
             force=args.force,
             key=key,
             progress=progress if meter.enabled else None,
+            include=args.include or (),
+            exclude=args.exclude or (),
         )
     except EmulatorError as exc:
         meter.done()
@@ -505,6 +508,13 @@ def _import_lines(path: str, result) -> list[str]:
     lines = []
     if result.recovered:
         lines.append(f"{path}: an interrupted import was found: {result.recovered}")
+    if result.outside:
+        lines.append(
+            f"{path}: REFUSED, nothing written: {len(result.outside)} data sets outside "
+            "this import's limits"
+        )
+        lines += [f"  outside: {o}" for o in result.outside]
+        return lines
     if result.already_applied:
         lines.append(f"{path}: already applied; nothing to do")
         return lines
@@ -750,6 +760,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dry-run", action="store_true", help="check and report; write nothing")
     sp.add_argument("--backout", metavar="OUT", help="write the basket that undoes this import")
     sp.add_argument("--force", action="store_true", help="apply over drift (reported)")
+    sp.add_argument(
+        "--include",
+        action="append",
+        metavar="PAT",
+        help="refuse the basket unless every data set it touches matches a PAT (repeatable)",
+    )
+    sp.add_argument(
+        "--exclude",
+        action="append",
+        metavar="PAT",
+        help="refuse the basket if it touches a data set matching PAT, e.g. 'SYS1.**'",
+    )
     sp.add_argument("--json", action="store_true", help="print one JSON document")
     key_option(sp, "refuse a basket not signed with the secret in FILE")
 

@@ -590,8 +590,8 @@ class _Builder:
             return None
         if (old.recfm, old.lrecl, old.keylen) != (new.recfm, new.lrecl, new.keylen):
             return None
-        if new.keylen or "S" in new.recfm or new.dsorg != "PS":
-            return None  # keys or spanned records: groups may start inside a block
+        if new.keylen or new.dsorg != "PS":
+            return None  # keyed blocks travel as blocks
         og, ng = old.group_rows, new.group_rows
         if not len(og) or not len(ng):
             return None
@@ -618,46 +618,46 @@ class _Builder:
         return edits
 
     def _read_range(self, vol, info, ds: DatasetFp, start: int, stop: int) -> list[bytes]:
-        """NEW records ``[start, stop)``: read from the block holding the group that
-        starts at ``start`` (the fingerprint recorded its TTR and the stream bytes of
-        that block before it), and no further than ``stop``."""
+        """NEW records ``[start, stop)``, both group boundaries: read from the block
+        holding the group that starts at ``start`` up to the block holding the one
+        that starts at ``stop`` (the fingerprint recorded each group's block and the
+        stream bytes of that block before it), cut at those stream offsets, so a
+        spanned record is read whole however its segments fall on blocks."""
         if stop <= start:
             return []
-        rows = ds.group_rows
-        k = int(np.searchsorted(rows["first"], start))
-        if k >= len(rows) or int(rows["first"][k]) != start:
-            raise FormatError(
-                f"record {start} does not start a group", vol.path, f"{vol.volser} {ds.dsname}"
-            )
-        ttr, skip = int(rows["ttr"][k]), int(rows["skip"][k])
-        recfm, lrecl = info.recfm_raw, info.lrecl
-        prefix = 0 if rf.is_fixed(recfm) else 4  # stream bytes per record besides its data
-        want = stop - start
-        out: list[bytes] = []
-        for blk in io.read_blocks(vol, info, (ttr >> 8, ttr & 0xFF)):
-            records = rf.deblock(recfm, lrecl, [blk.data], f"{vol.volser} {ds.dsname}")
-            if skip:
-                pos = 0
-                while skip > 0 and pos < len(records):
-                    skip -= prefix + len(records[pos])
-                    pos += 1
-                if skip != 0:
-                    raise FormatError(
-                        "group start does not fall on a record boundary",
-                        vol.path,
-                        f"{vol.volser} {ds.dsname}",
-                    )
-                records = records[pos:]
-            out.extend(records[: want - len(out)])
-            if len(out) >= want:
+        where = f"{vol.volser} {ds.dsname}"
+        first_ttr, first_skip = self._group_start(vol, ds, start)
+        last = self._group_start(vol, ds, stop) if stop < ds.records else None
+        datas: list[bytes] = []
+        for blk in io.read_blocks(vol, info, (first_ttr >> 8, first_ttr & 0xFF)):
+            data = blk.data
+            at_end = last is not None and (blk.tt << 8 | blk.r) == last[0]
+            if at_end:
+                data, _ = bo.split_block(info.recfm_raw, data, last[1], where)
+            if not datas:
+                _, data = bo.split_block(info.recfm_raw, data, first_skip, where)
+            datas.append(data)
+            if at_end:
                 break
-        if len(out) != want:
+        try:
+            records = rf.deblock(info.recfm_raw, info.lrecl, [d for d in datas if d], where)
+        except FormatError as exc:
+            raise exc.located(vol.path) from None
+        if len(records) != stop - start:
+            raise FormatError(f"records {start}..{stop}: {len(records)} read", vol.path, where)
+        return records
+
+    @staticmethod
+    def _group_start(vol, ds: DatasetFp, record: int) -> tuple[int, int]:
+        """(TTR key of the block holding the group that starts at ``record``, stream
+        bytes of that block before it)."""
+        rows = ds.group_rows
+        k = int(np.searchsorted(rows["first"], record))
+        if k >= len(rows) or int(rows["first"][k]) != record:
             raise FormatError(
-                f"records {start}..{stop}: only {len(out)} read",
-                vol.path,
-                f"{vol.volser} {ds.dsname}",
+                f"record {record} does not start a group", vol.path, f"{vol.volser} {ds.dsname}"
             )
-        return out
+        return int(rows["ttr"][k]), int(rows["skip"][k])
 
     # -- members --------------------------------------------------------------------
     def member(self, m: MemberChange) -> None:

@@ -783,3 +783,141 @@ def test_one_import_at_a_time(world, tmp_path):
     with apply_mod._exclusive([os.fspath(p) for p in hot]):
         with pytest.raises(ConflictError, match="another ssm import"):
             import_basket(world.basket, hot)
+
+
+# -- spanned records travel as record edits ---------------------------------------------
+def smf_record(i: int) -> bytes:
+    """A variable-length record of 100..12099 bytes: with BLKSIZE 4096 most of them span
+    two to four blocks, and group cuts fall between segments of one block."""
+    seed = hashlib.sha256(str(i).encode()).digest()
+    return (seed * 400)[: 100 + (i * 7919) % 12000]
+
+
+@pytest.fixture(scope="module")
+def spanned(tmp_path_factory):
+    """One volume with a VBS data set large enough for record groups (~2.4 MB); the day
+    inserts records in its middle and appends more."""
+    root = tmp_path_factory.mktemp("spanned")
+    prod = root / "prod.3390"
+    records = [smf_record(i) for i in range(400)]
+    with Volume.create(prod, "3390", "SMF001", cyls=20) as vol:
+        info = vol.allocate("PROD.SMF", recfm="VBS", lrecl="X", blksize=4096, space=("CYL", 4, 1))
+        io.write_records(vol, info, records)
+    base = root / "base.3390"
+    shutil.copyfile(prod, base)
+    base_fp = fingerprint([prod])
+    assert base_fp.find("PROD.SMF").gcount > 10
+    fpfile.write(base_fp, root / "base.ssmfp")
+    inserted = [smf_record(10_000 + i) for i in range(7)]
+    appended = [smf_record(20_000 + i) for i in range(12)]
+    with Volume.open(prod, writable=True) as vol:
+        io.write_records(
+            vol, vol.dataset("PROD.SMF"), records[:250] + inserted + records[250:] + appended
+        )
+    basket = root / "smf.basket"
+    export(basket, base=root / "base.ssmfp", images=[prod])
+    with read_basket(basket) as b:
+        operations = b.operations
+    size = sum(len(r) for r in records)
+    return SimpleNamespace(prod=prod, base=base, basket=basket, operations=operations, size=size)
+
+
+def test_spanned_records_travel_and_apply_as_record_edits(spanned, tmp_path):
+    (op,) = spanned.operations
+    assert op.kind == "dataset.records"
+    travelled = [r for e in _edits(spanned.basket, op) for r in e.records]
+    # the groups around the insertion and the end travel, not the data set
+    assert sum(len(r) for r in travelled) < spanned.size // 4
+    assert smf_record(10_003) in travelled and smf_record(20_011) in travelled
+    hot = tmp_path / "hot.3390"
+    shutil.copyfile(spanned.base, hot)
+    with api.open_volume(hot) as vol:
+        info = vol.dataset("PROD.SMF")
+        kept = [vol.read_track(vol.trk_of(info, tt)) for tt in range(10)]
+    result = import_basket(spanned.basket, [hot], backout=tmp_path / "undo.basket")
+    assert result.verified
+    with api.open_volume(hot) as vol, api.open_volume(spanned.prod) as pv:
+        info = vol.dataset("PROD.SMF")
+        # the records before the first edited group stayed where they were
+        assert [vol.read_track(vol.trk_of(info, tt)) for tt in range(10)] == kept
+        assert io.read_records(vol, info) == io.read_records(pv, pv.dataset("PROD.SMF"))
+        assert api.check(vol) == []
+    # the backout holds only the records the edits replace, and restores the morning
+    assert import_basket(tmp_path / "undo.basket", [hot]).verified
+    assert differences(fingerprint([spanned.base]), fingerprint([hot])) == []
+
+
+# -- limits: what a basket may touch ---------------------------------------------------
+def test_exclude_refuses_the_basket_before_anything_is_written(world, tmp_path):
+    hot = hot_site(world, tmp_path)
+    before = sha256s(hot)
+    sys1 = sorted({op.dsname for op in world.operations if op.dsname.startswith("SYS1.")})
+    assert sys1  # the day changed system libraries
+    result = import_basket(world.basket, hot, exclude=["SYS1.**"])
+    assert result.refused and result.applied == 0 and not result.verified
+    assert [line.split(":")[0] for line in result.outside] == sys1
+    assert sha256s(hot) == before and leftovers(hot) == []
+    # an include that leaves out the system libraries refuses the same data sets
+    result = import_basket(world.basket, hot, include=["USER.**"])
+    assert [line.split(":")[0] for line in result.outside] == sys1
+    assert sha256s(hot) == before
+    # limits that allow everything the basket touches let it through
+    result = import_basket(world.basket, hot, include=["SYS1.**", "USER.**"], exclude=["X.**"])
+    assert not result.outside and result.verified
+
+
+def test_import_cli_limits_exit_1_and_list_the_data_sets(world, tmp_path, capsys):
+    from ssm.cli import main
+
+    hot = hot_site(world, tmp_path)
+    before = sha256s(hot)
+    args = ["import", os.fspath(world.basket), *map(os.fspath, hot), "--exclude", "SYS1.**"]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "REFUSED, nothing written" in out and "outside: SYS1." in out
+    assert sha256s(hot) == before
+    assert main(["import", os.fspath(world.basket), *map(os.fspath, hot), "--exclude", "A..B"]) == 2
+
+
+def test_operation_on_a_volume_that_is_not_a_target_is_refused(world, tmp_path):
+    with read_basket(world.basket) as b:
+        operations = b.operations
+        payloads = [b.payload(i) for i in range(b.payload_count)]
+    moved = next(op for op in operations if op.kind == "member.put")
+    moved.volser = "ELSE01"
+    basket = tmp_path / "elsewhere.basket"
+    write_basket(basket, world.header, operations, payloads)
+    hot = hot_site(world, tmp_path)
+    before = sha256s(hot)
+    result = import_basket(basket, hot)
+    assert result.refused
+    assert result.outside == [f"{moved.dsname}: on volume ELSE01, which is not a target"]
+    assert sha256s(hot) == before and leftovers(hot) == []
+
+
+def test_writes_stay_inside_the_data_sets_the_manifest_names(world, tmp_path):
+    hot = hot_site(world, tmp_path)
+    names = {op.dsname for op in world.operations} | {
+        op.new_name for op in world.operations if op.new_name and op.kind == "dataset.rename"
+    }
+
+    def tracks(paths) -> dict:
+        """{(volser, track): bytes} and the tracks of the named data sets and VTOCs."""
+        out, named = {}, set()
+        for p in paths:
+            with api.open_volume(p) as vol:
+                first, last = vol.vtoc_extent
+                named |= {(vol.volser, t) for t in range(first, last + 1)}
+                for info in vol.datasets():
+                    if info.dsname in names:
+                        for e in info.extents:
+                            named |= {(vol.volser, t) for t in range(e.begin, e.end + 1)}
+                for t in range(vol.image.total_tracks):
+                    out[(vol.volser, t)] = vol.image.read_track(t)
+        return out, named
+
+    before, named_before = tracks(hot)
+    assert import_basket(world.basket, hot).verified
+    after, named_after = tracks(hot)
+    changed = {t for t in before if before[t] != after[t]}
+    assert changed and changed <= named_before | named_after

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from emulator.dataset import records as rf
 from emulator.errors import FormatError, IntegrityError, UnsupportedError
 from ssm.basket import fmt, ops
 from ssm.basket.ops import Block, MemberImage, Operation, RecordEdit
@@ -403,6 +404,50 @@ def test_splice_from_an_offset():
     assert ops.splice(old[5:], edits, 5) == full[5:]
     with pytest.raises(FormatError):
         ops.splice(old[:8], edits)
+
+
+def _record_ends(recfm: int, block: bytes) -> list[int]:
+    """Stream offsets (fingerprint.md *Content digests*) inside a V or VS block where a
+    logical record ends: after an RDW, after a complete or last segment."""
+    spanned = bool(recfm & rf.RECFM_S)
+    ends, pos, count = [], 4, 0
+    while pos < len(block):
+        length, flags = struct.unpack_from(">HB", block, pos)
+        code = flags & 3 if spanned else 0
+        count += length - 4 if code in (2, 3) else length
+        if code in (0, 2):
+            ends.append(count)
+        pos += length
+    return ends
+
+
+@pytest.mark.parametrize("recfm_text", ["VB", "VBS"])
+def test_split_block_at_every_record_end(recfm_text):
+    recfm = rf.recfm_value(recfm_text)
+    records = [bytes([i % 251]) * (1 + (i * 37) % 700) for i in range(60)]
+    blocks = rf.block(recfm, 800 if recfm_text == "VB" else 0x8000, 800, records)
+    for k, block in enumerate(blocks):
+        starts = not block[6] & 2  # its first segment starts a record: 0 is a record end
+        for skip in [0] * starts + _record_ends(recfm, block):
+            head, rest = ops.split_block(recfm, block, skip)
+            before = rf.deblock(recfm, 0, [b for b in [*blocks[:k], head] if b])
+            after = rf.deblock(recfm, 0, [b for b in [rest, *blocks[k + 1 :]] if b])
+            assert before + after == records
+    # a cut inside a record (or past the block) is refused
+    block = blocks[1]
+    inside = _record_ends(recfm, block)[0] - 1
+    for bad in (inside, 10**6):
+        with pytest.raises(FormatError):
+            ops.split_block(recfm, block, bad)
+
+
+def test_split_block_fixed_and_undefined():
+    fb, u = rf.recfm_value("FB"), rf.recfm_value("U")
+    assert ops.split_block(fb, b"A" * 80 + b"B" * 80, 80) == (b"A" * 80, b"B" * 80)
+    assert ops.split_block(u, b"LOAD", 8) == (b"LOAD", b"")
+    assert ops.split_block(u, b"LOAD", 0) == (b"", b"LOAD")
+    with pytest.raises(FormatError):
+        ops.split_block(u, b"LOAD", 5)
 
 
 def test_operation_json_checks():

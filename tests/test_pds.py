@@ -503,3 +503,42 @@ def test_write_many_equals_one_by_one_and_is_all_or_nothing(hercules, tmp_path):
         with pytest.raises(SpaceError, match="directory full"):
             Pds(vol, "TEST.PDS").write_many(batch)
     assert sha256(many) == digest
+
+
+def test_directory_read_once_written_once(hercules, tmp_path):
+    """The batch API an import uses: read the directory, change entries in memory,
+    write them back in one go; Hercules sees the result."""
+    path = new_volume(tmp_path)
+    allocate(path, dirblks=2)
+    with Volume.open(path, writable=True) as vol:
+        pds = Pds(vol, "TEST.PDS")
+        for name in ("ALPHA", "BETA", "GAMMA"):
+            pds.write(name, text_records(name, 30), now=NOW)
+        directory = pds.directory()
+        assert [e.name for e in directory.entries] == ["ALPHA", "BETA", "GAMMA"]
+        assert directory.blocks == 2
+        assert pds.end_of_data(directory) > max(e.ttr for e in directory.entries)
+        for entry in directory.entries:
+            assert pds.blocks_of(entry) == pds.blocks_with_ttr(entry.name)
+        beta = next(e for e in directory.entries if e.name == "BETA")
+        kept = [e for e in directory.entries if e.name != "BETA"]
+        pds.write_directory([*kept, replace(beta, name="DELTA")], directory)
+        assert pds.check() == []
+    assert hercules.dasdcat_members(path, "TEST.PDS") == ["ALPHA", "DELTA", "GAMMA"]
+    assert hercules.dasdcat_member(path, "TEST.PDS", "DELTA") == b"".join(text_records("BETA", 30))
+
+
+def test_write_directory_too_many_entries_leaves_the_image(tmp_path):
+    path = new_volume(tmp_path)
+    allocate(path, dirblks=1)
+    with Volume.open(path, writable=True) as vol:
+        pds = Pds(vol, "TEST.PDS")
+        pds.write("ONLY", text_records("ONLY", 2), now=NOW)
+        directory = pds.directory()
+    before = sha256(path)
+    (only,) = directory.entries
+    many = [replace(only, name=f"M{i}") for i in range(20)]
+    with Volume.open(path, writable=True) as vol:
+        with pytest.raises(SpaceError, match="directory full"):
+            Pds(vol, "TEST.PDS").write_directory(many)
+    assert sha256(path) == before

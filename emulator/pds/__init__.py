@@ -5,6 +5,16 @@ from __future__ import annotations
 
 from emulator.pds.directory import DirEntry, build_blocks, check, nobdb, parse_blocks
 from emulator.pds.ispf import IspfStats
-from emulator.pds.pds import Pds
+from emulator.pds.pds import Directory, Pds, resolve_aliases
 
-__all__ = ["DirEntry", "IspfStats", "Pds", "build_blocks", "check", "nobdb", "parse_blocks"]
+__all__ = [
+    "DirEntry",
+    "Directory",
+    "IspfStats",
+    "Pds",
+    "build_blocks",
+    "check",
+    "nobdb",
+    "parse_blocks",
+    "resolve_aliases",
+]

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from emulator.errors import FormatError, SpaceError
-from emulator.layouts import compiled, parse_at
+from emulator.layouts import compiled, offsets
 from emulator.layouts.pds import (
     C_ALIAS,
     C_TTRN_MASK,
@@ -40,6 +41,10 @@ from emulator.pds.ispf import IspfStats
 
 #: Every directory is parsed and rebuilt on each member write: use the compiled twin.
 _DirEntryLayout = compiled(_DirEntryPlain)
+#: Field offsets of an entry's fixed part, from the same declaration: parsing reads them
+#: by slicing (a directory of thousands of entries is read on every member change).
+_ENTRY_AT = offsets(_DirEntryPlain)
+_NAME_AT, _TTR_AT, _C_AT = _ENTRY_AT["pdsmembr"], _ENTRY_AT["pdsttrp"], _ENTRY_AT["pdsindc"]
 
 #: Member names are plain EBCDIC letters, digits and national characters, on which code
 #: pages 037 and 1047 agree; names read from disk are decoded with 037 so every byte
@@ -263,29 +268,30 @@ def parse_blocks(blocks: Iterable[tuple[bytes, bytes]], where: str = "") -> list
                 raise FormatError(
                     f"entry at offset {pos} runs past the used count {used}", where=place
                 )
-            raw = parse_at(_DirEntryLayout, data, pos, where=place)
-            if raw.pdsmembr == END_NAME:
+            name_raw = bytes(data[pos + _NAME_AT : pos + _NAME_AT + NAME_LEN])
+            if name_raw == END_NAME:
                 return entries
-            userlen = 2 * (raw.pdsindc & C_USERLEN_MASK)
+            c = data[pos + _C_AT]
+            userlen = 2 * (c & C_USERLEN_MASK)
             end = pos + DIRENTRY_SIZE + userlen
             if end > used:
                 raise FormatError(
-                    f"entry {name_from_bytes(raw.pdsmembr)!r} at offset {pos} with {userlen} "
+                    f"entry {name_from_bytes(name_raw)!r} at offset {pos} with {userlen} "
                     f"bytes of user data runs past the used count {used}",
                     where=place,
                 )
             try:
-                entries.append(
-                    DirEntry(
-                        name=name_from_bytes(raw.pdsmembr),
-                        ttr=ttr_from(raw.pdsttrp),
-                        alias=bool(raw.pdsindc & C_ALIAS),
-                        ttr_count=(raw.pdsindc & C_TTRN_MASK) >> C_TTRN_SHIFT,
-                        userdata=bytes(data[pos + DIRENTRY_SIZE : end]),
-                    )
+                entry = DirEntry(
+                    name=name_from_bytes(name_raw),
+                    ttr=ttr_from(data[pos + _TTR_AT : pos + _TTR_AT + 3]),
+                    alias=bool(c & C_ALIAS),
+                    ttr_count=(c & C_TTRN_MASK) >> C_TTRN_SHIFT,
+                    userdata=bytes(data[pos + DIRENTRY_SIZE : end]),
                 )
             except FormatError as exc:
                 raise exc.located(where=f"{place} offset {pos}") from None
+            entry.__dict__["name_bytes"] = name_raw  # the cached property, already known
+            entries.append(entry)
             pos = end
     raise FormatError(
         f"no end-of-directory entry (X'FF'*8) in {number} directory block(s)",
@@ -323,9 +329,17 @@ def build_blocks(entries: Sequence[DirEntry], nblocks: int) -> list[tuple[bytes,
     last name in the block (X'FF'*8 for the end block), then unused blocks of key
     X'00'*8 and zero data.  SpaceError ("directory full") when they do not fit.
     """
-    names = [e.name_bytes for e in entries]
-    if len(set(names)) != len(names):
-        dup = sorted({n for n in names if names.count(n) > 1})[0]
+    return build_directory(entries, nblocks)[0]
+
+
+def build_directory(
+    entries: Sequence[DirEntry], nblocks: int
+) -> tuple[list[tuple[bytes, bytes]], int]:
+    """:func:`build_blocks` and :func:`nobdb` from one packing: ``(blocks, DS1NOBDB)``
+    (a directory rewrite needs both; packing sorts every entry)."""
+    counts = Counter(e.name_bytes for e in entries)
+    if len(counts) != len(entries):
+        dup = min(n for n, c in counts.items() if c > 1)
         raise FormatError(f"duplicate directory entry {name_from_bytes(dup)!r}")
     packed = _pack(entries)
     if len(packed) > nblocks:
@@ -338,7 +352,13 @@ def build_blocks(entries: Sequence[DirEntry], nblocks: int) -> list[tuple[bytes,
         count = (2 + len(body)).to_bytes(2, "big")
         out.append((key, (count + body).ljust(DIRBLK_DATALEN, b"\x00")))
     out.extend((UNUSED_KEY, b"\x00" * DIRBLK_DATALEN) for _ in range(nblocks - len(packed)))
-    return out
+    return out, _end_block_count(packed[-1])
+
+
+def _end_block_count(items: list[DirEntry | None]) -> int:
+    """DS1NOBDB from the packed end block (see :func:`nobdb`)."""
+    used = 2 + sum(DIRENTRY_SIZE if item is None else item.size for item in items)
+    return used & 0xFF
 
 
 def nobdb(entries: Sequence[DirEntry], nblocks: int) -> int:
@@ -349,11 +369,10 @@ def nobdb(entries: Sequence[DirEntry], nblocks: int) -> int:
     value is kept modulo 256 as dasdload's byte assignment would (unconfirmed: no such
     directory has been seen).
     """
-    if blocks_needed(entries) > nblocks:
-        raise SpaceError(f"directory full: {nblocks} blocks, need {blocks_needed(entries)}")
-    items = _pack(entries)[-1]
-    used = 2 + sum(DIRENTRY_SIZE if item is None else item.size for item in items)
-    return used & 0xFF
+    packed = _pack(entries)
+    if len(packed) > nblocks:
+        raise SpaceError(f"directory full: {nblocks} blocks, need {len(packed)}")
+    return _end_block_count(packed[-1])
 
 
 def check(blocks: Sequence[tuple[bytes, bytes]], where: str = "") -> list[str]:
@@ -406,6 +425,7 @@ __all__ = [
     "DirEntry",
     "parse_blocks",
     "build_blocks",
+    "build_directory",
     "blocks_needed",
     "nobdb",
     "check",

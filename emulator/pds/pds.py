@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from emulator.dataset import io
@@ -32,10 +32,9 @@ from emulator.pds.directory import (
     NAME_LEN,
     DirEntry,
     blocks_needed,
-    build_blocks,
+    build_directory,
     load_module_alias_name,
     name_to_bytes,
-    nobdb,
     note_list_ref,
     parse_blocks,
     relocate_userdata,
@@ -66,6 +65,23 @@ LM_SSI_SIZE = 4
 LM_APF_SIZE = 2
 
 Ttr = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Directory:
+    """A PDS directory as read from the volume: ``entries`` in directory order (an
+    alias's ``alias_of`` resolved as :meth:`Pds.members` does), the TTR of each
+    directory block (``block_ttrs``; their number is the directory's size) and the TTR
+    of the EOF record after them (``eof``)."""
+
+    entries: list[DirEntry]
+    block_ttrs: list[Ttr]
+    eof: Ttr
+
+    @property
+    def blocks(self) -> int:
+        """Directory blocks allocated (room for entries, :func:`blocks_needed`)."""
+        return len(self.block_ttrs)
 
 
 class Pds:
@@ -221,30 +237,66 @@ class Pds:
         return out
 
     def _write_directory(self, info: Any, entries: Sequence[DirEntry], ttrs: list[Ttr]) -> None:
-        blocks = build_blocks(entries, len(ttrs))
-        self._update_records(info, dict(zip(ttrs, blocks, strict=True)))
-        self.vol.update(self.dsname, nobdb=nobdb(entries, len(ttrs)))
+        self._put_directory(info, ttrs, *self._build_directory(entries, ttrs))
 
-    @staticmethod
-    def _resolve_aliases(entries: list[DirEntry]) -> list[DirEntry]:
-        mains: dict[Ttr, str] = {}
-        for e in entries:
-            if not e.alias:
-                mains.setdefault(e.ttr, e.name)
-        out = []
-        for e in entries:
-            if e.alias:
-                target = mains.get(e.ttr) or load_module_alias_name(e)
-                e = replace(e, alias_of=target)
-            out.append(e)
-        return out
+    def _build_directory(
+        self, entries: Sequence[DirEntry], ttrs: list[Ttr]
+    ) -> tuple[list[tuple[bytes, bytes]], int]:
+        try:
+            return build_directory(entries, len(ttrs))
+        except EmulatorError as exc:
+            raise exc.located(self._path, self._where()) from None
+
+    def _put_directory(
+        self, info: Any, ttrs: list[Ttr], blocks: list[tuple[bytes, bytes]], count: int
+    ) -> None:
+        self._update_records(info, dict(zip(ttrs, blocks, strict=True)))
+        self.vol.update(self.dsname, nobdb=count)
 
     def members(self) -> list[DirEntry]:
         """Every directory entry in directory order, aliases included; an alias's
         ``alias_of`` is the main member with the same TTR or, for a load module, the
         name in the alias section of its user data."""
         entries, _, _ = self._directory(self.info)
-        return self._resolve_aliases(entries)
+        return resolve_aliases(entries)
+
+    def directory(self) -> Directory:
+        """The directory, read once: entries, block TTRs and the EOF after them.
+
+        For callers that make many directory changes (an import, a copy): change the
+        entries in memory, then :meth:`write_directory` them once."""
+        entries, ttrs, eof = self._directory(self.info)
+        return Directory(resolve_aliases(entries), ttrs, eof)
+
+    def write_directory(
+        self, entries: Sequence[DirEntry], directory: Directory | None = None
+    ) -> None:
+        """Replace the directory with ``entries`` (any order: they are sorted and
+        packed as :func:`build_blocks` does) and set DS1NOBDB, in one transaction;
+        SpaceError ("directory full") before writing when they do not fit.
+        ``directory``: as read by :meth:`directory` (its block TTRs are reused; the
+        blocks themselves are rewritten whole).  Entries are stored as given: TTRs,
+        alias bits and user data are the caller's."""
+        ttrs = directory.block_ttrs if directory is not None else self._directory(self.info)[1]
+        blocks, count = self._build_directory(entries, ttrs)  # refusals before any write
+        with self.vol.transaction():
+            self._put_directory(self.info, ttrs, blocks, count)
+
+    def end_of_data(self, directory: Directory | None = None) -> Ttr:
+        """TTR of the data set's final EOF record: new member blocks go after it
+        (DS1LSTAR when it points there; see :meth:`_end_of_data`)."""
+        d = directory if directory is not None else self.directory()
+        return self._end_of_data(self.info, d.eof, d.entries)
+
+    def blocks_of(self, entry: DirEntry) -> list[io.Block]:
+        """The blocks from ``entry``'s TTR up to the next EOF record, with their TTRs,
+        without reading the directory (``entry`` as :meth:`directory` gave it)."""
+        out = []
+        for ttr, key, data in self._walk(self.info, entry.ttr, entry.name):
+            if not key and not data:
+                break
+            out.append(io.Block(ttr[0], ttr[1], key, data))
+        return out
 
     def member(self, name: str) -> DirEntry:
         """The directory entry of ``name`` (NotFoundError if there is none)."""
@@ -268,14 +320,7 @@ class Pds:
     def blocks_with_ttr(self, name: str) -> list[io.Block]:
         """The member's blocks with their TTRs (for copying load modules, whose user
         data and note lists hold TTRs)."""
-        entry = self.member(name)
-        info = self.info
-        out = []
-        for ttr, key, data in self._walk(info, entry.ttr, entry.name):
-            if not key and not data:
-                break
-            out.append(io.Block(ttr[0], ttr[1], key, data))
-        return out
+        return self.blocks_of(self.member(name))
 
     def read_blocks(self, name: str) -> list[tuple[bytes, bytes]]:
         """The member's blocks ``(key, data)`` from its TTR up to its EOF record."""
@@ -545,7 +590,7 @@ class Pds:
         target = self.member(name)
         info = self.info
         entries, dir_ttrs, _ = self._directory(info)
-        entries = self._resolve_aliases(entries)
+        entries = resolve_aliases(entries)
         if target.alias:
             gone = {target.name}
         else:
@@ -600,7 +645,9 @@ class Pds:
             self._write_directory(info, [*entries, entry], dir_ttrs)
         return replace(entry, alias_of=main_name)
 
-    def _check_room(self, entries: Sequence[DirEntry], dir_ttrs: list[Ttr], name: str) -> None:
+    def _check_room(
+        self, entries: Sequence[DirEntry], dir_ttrs: list[Ttr], name: str | None
+    ) -> None:
         needed = blocks_needed(entries)
         if needed > len(dir_ttrs):
             raise SpaceError(
@@ -691,6 +738,22 @@ class Pds:
         return findings
 
 
+def resolve_aliases(entries: Sequence[DirEntry]) -> list[DirEntry]:
+    """``entries`` with each alias's ``alias_of`` set: the first main member with the
+    same TTR or, for a load module, the name in the alias section of its user data
+    (None when neither names one)."""
+    mains: dict[Ttr, str] = {}
+    for e in entries:
+        if not e.alias:
+            mains.setdefault(e.ttr, e.name)
+    out = []
+    for e in entries:
+        if e.alias:
+            e = replace(e, alias_of=mains.get(e.ttr) or load_module_alias_name(e))
+        out.append(e)
+    return out
+
+
 def _alias_userdata(data: bytes, main_name: str, from_alias: bool) -> bytes:
     """Load-module user data for an alias of the member whose user data is ``data``.
 
@@ -736,4 +799,4 @@ def _alias_userdata(data: bytes, main_name: str, from_alias: bool) -> bytes:
     return bytes(out)
 
 
-__all__ = ["Pds"]
+__all__ = ["Directory", "Pds", "resolve_aliases"]

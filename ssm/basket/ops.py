@@ -23,6 +23,7 @@ from typing import NamedTuple
 import blake3
 import numpy as np
 
+from emulator.dataset import records as rf
 from emulator.errors import FormatError
 from ssm.model import DS_PDS, DatasetFp, Fingerprint, digest_text
 from ssm.patterns import DsnFilter, NameMaps
@@ -453,7 +454,7 @@ class _Reader:
     """Bounded cursor over a payload: every read checks its length (FormatError)."""
 
     def __init__(self, data: bytes, where: str):
-        self.data = memoryview(data)
+        self.data = memoryview(bytes(data))  # .obj: the bytes themselves, for slicing
         self.pos = 0
         self.where = where
 
@@ -488,20 +489,48 @@ class _Reader:
                 f"{len(self.data) - self.pos} bytes after the payload's end", where=self.where
             )
 
+    # records() and blocks() read items in a loop of their own (offsets, one slice per
+    # field) rather than through take(): member payloads hold tens of thousands of
+    # blocks, and the checks are the same.
+    def _short(self, pos: int, n: int) -> FormatError:
+        return FormatError(
+            f"payload ends at {len(self.data)}, {n} bytes needed at {pos}", where=self.where
+        )
+
     def records(self) -> list[bytes]:
         n = self.count(4)
+        raw, pos, size = self.data.obj, self.pos, len(self.data)
+        unpack = _U32.unpack_from
         out = []
         for _ in range(n):
-            out.append(self.take(self.u32()))
+            if pos + 4 > size:
+                raise self._short(pos, 4)
+            (length,) = unpack(raw, pos)
+            pos += 4
+            if pos + length > size:
+                raise self._short(pos, length)
+            out.append(raw[pos : pos + length])
+            pos += length
+        self.pos = pos
         return out
 
     def blocks(self) -> list[Block]:
         n = self.count(_BLOCK.size)
+        raw, pos, size = self.data.obj, self.pos, len(self.data)
+        unpack, head = _BLOCK.unpack_from, _BLOCK.size
         out = []
         for _ in range(n):
-            ttr, keylen, _z1, _z2, datalen = _BLOCK.unpack(self.take(_BLOCK.size))
-            key = self.take(keylen)
-            out.append(Block(ttr, key, self.take(datalen)))
+            if pos + head > size:
+                raise self._short(pos, head)
+            ttr, keylen, _z1, _z2, datalen = unpack(raw, pos)
+            pos += head
+            if pos + keylen + datalen > size:
+                raise self._short(pos, keylen + datalen)
+            key = raw[pos : pos + keylen]
+            pos += keylen
+            out.append(Block(ttr, key, raw[pos : pos + datalen]))
+            pos += datalen
+        self.pos = pos
         return out
 
 
@@ -575,6 +604,60 @@ def decode_payload(kind: str, payload: bytes, where: str = "payload"):
     return decoder(payload, where)
 
 
+_DW = struct.Struct(">HBB")  # BDW / RDW / SDW: length, flags, reserved
+_SEG_NULL = 0x80
+_SEG_CONTINUED = 0x02  # SDW code bit: a last (10) or middle (11) segment
+
+
+def split_block(recfm: int, data: bytes, skip: int, where: str = "") -> tuple[bytes, bytes]:
+    """Cut one data block where its first ``skip`` stream bytes end: ``(head, rest)``.
+
+    Stream bytes are those of the fingerprint's content stream (fingerprint.md
+    *Content digests*): F the data bytes; V a record's RDW length; VS a complete or
+    first segment's SDW length (its record's length prefix and data), a middle or
+    last segment's data; U 4 + the block's length.  A record group's ``skip`` is such
+    a count, so this finds where a group's first record starts inside the block that
+    holds it.  Both parts are blocks of the same RECFM (V formats: each with its own
+    BDW, in the original's form), ``b""`` when empty; ``head`` ends on a record
+    boundary (FormatError otherwise, or when the block is shorter than ``skip``)."""
+    data = bytes(data)
+    if skip <= 0:
+        return b"", data
+    if rf.is_fixed(recfm):
+        if skip > len(data):
+            raise FormatError(f"stream offset {skip} is past a {len(data)}-byte block", where=where)
+        return data[:skip], data[skip:]
+    if not rf.is_variable(recfm):  # U: a block is one record
+        if skip != 4 + len(data):
+            raise FormatError(f"stream offset {skip} inside a U block of {len(data)}", where=where)
+        return data, b""
+    large = len(data) >= 4 and bool(data[0] & 0x80)
+    spanned = rf.is_spanned(recfm)
+    pos, count = 4, 0
+    while count < skip:
+        if pos + 4 > len(data):
+            raise FormatError(
+                f"stream offset {skip} is past the block's {count} stream bytes", where=where
+            )
+        length, flags, _ = _DW.unpack_from(data, pos)
+        if length < 4 or pos + length > len(data):
+            raise FormatError(f"descriptor length {length} at offset {pos}", where=where)
+        if not spanned or not flags & _SEG_NULL:
+            count += length - 4 if spanned and flags & _SEG_CONTINUED else length
+        pos += length
+    if count != skip:
+        raise FormatError(f"stream offset {skip} is not between records", where=where)
+
+    def framed(body: bytes) -> bytes:
+        if not body:
+            return b""
+        n = 4 + len(body)
+        bdw = (n | 0x80000000).to_bytes(4, "big") if large else _DW.pack(n, 0, 0)
+        return bdw + body
+
+    return framed(data[4:pos]), framed(data[pos:])
+
+
 def splice(old: Sequence[bytes], edits: Sequence[RecordEdit], offset: int = 0) -> list[bytes]:
     """Apply record edits to ``old``, which holds OLD records ``offset ..`` (an importer
     reads only from the first edit on: pass ``offset = edits[0].start``)."""
@@ -619,4 +702,5 @@ __all__ = [
     "decode_members",
     "decode_payload",
     "splice",
+    "split_block",
 ]
