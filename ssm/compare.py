@@ -86,7 +86,7 @@ compare with), except that ``records`` has group granularity and only large data
 have it.
 
 The hot path is vectorised (docs/internals.md; ARCHITECTURE "Bulk work is vectorised"):
-members are matched by one vectorised binary search on (data set pair, member name) and
+members are matched by vectorised binary searches on (data set pair, member name) and
 digests compared as ``u8`` words; only entries that differ become Python objects.
 """
 
@@ -108,7 +108,7 @@ from ssm.model import (
     M_ERROR,
     Fingerprint,
     digest_words,
-    ebcdic_name,
+    ebcdic_names,
 )
 from ssm.patterns import DsnFilter, NameMaps
 
@@ -353,26 +353,90 @@ def _dataset_attr_diff(old: Fingerprint, i: int, new: Fingerprint, j: int) -> tu
     return tuple(label for col, label in DATASET_ATTRIBUTES if a[col] != b[col])
 
 
-def _member_attr_diff(old: Fingerprint, i: int, new: Fingerprint, j: int) -> tuple[str, ...]:
-    a, b = old.member_fp(i), new.member_fp(j)
+def _member_attr_diffs(
+    old: Fingerprint, rows_o: np.ndarray, new: Fingerprint, rows_n: np.ndarray
+) -> list[tuple[str, ...]]:
+    """For each pair of member rows: the names of the attributes that differ."""
+    a, b = old.members[rows_o], new.members[rows_n]
+    alias = (((a["flags"] ^ b["flags"]) & M_ALIAS) != 0).tolist()
+    ttrn = (a["ttrn"] != b["ttrn"]).tolist()
     out = []
-    if a.is_alias != b.is_alias:
-        out.append("alias")
-    if a.alias_of != b.alias_of:
-        out.append("alias_of")
-    if a.ttr_count != b.ttr_count:
-        out.append("ttr_count")
-    if a.userdata != b.userdata:
-        out.append("ispf" if a.ispf is not None and b.ispf is not None else "userdata")
-    return tuple(out)
+    for k, (i, j, alias_a, alias_b) in enumerate(
+        zip(rows_o.tolist(), rows_n.tolist(), _alias_names(old, rows_o),
+            _alias_names(new, rows_n), strict=True)
+    ):  # fmt: skip
+        diff = []
+        if alias[k]:
+            diff.append("alias")
+        if alias_a != alias_b:
+            diff.append("alias_of")
+        if ttrn[k]:
+            diff.append("ttr_count")
+        if _userdata(old, a[k]) != _userdata(new, b[k]):
+            both = old.member_fp(i).ispf is not None and new.member_fp(j).ispf is not None
+            diff.append("ispf" if both else "userdata")
+        out.append(tuple(diff))
+    return out
 
 
-def _member_keys(pairs: np.ndarray, names: np.ndarray) -> np.ndarray:
-    """(pair number, member name) as ``S16``: 8 bytes big-endian pair, 8 name bytes."""
-    keys = np.empty(len(pairs), dtype=[("pair", ">u8"), ("name", "S8")])
-    keys["pair"] = pairs
-    keys["name"] = names
-    return keys.view("S16")
+def _userdata(fp: Fingerprint, row: np.void) -> bytes:
+    off = int(row["udoff"])
+    return fp.userdata[off : off + int(row["udlen"])]
+
+
+def _member_names(fp: Fingerprint, rows: np.ndarray) -> list[str]:
+    """The names of member ``rows`` as text."""
+    return ebcdic_names(fp.members["name"][rows])
+
+
+def _alias_names(fp: Fingerprint, rows: np.ndarray) -> list[str | None]:
+    """For each of member ``rows``: the name of the member it is an alias of, or None."""
+    r = fp.members[rows]
+    target = r["alias_of"].astype(np.int64)
+    real = ((r["flags"] & M_ALIAS) != 0) & (target >= 0)
+    out: list[str | None] = [None] * len(rows)
+    for k, name in zip(np.flatnonzero(real).tolist(), _member_names(fp, target[real]), strict=True):
+        out[k] = name
+    return out
+
+
+def _match(
+    opairs: np.ndarray,
+    onames: np.ndarray,
+    npairs: np.ndarray,
+    nnames: np.ndarray,
+    orow: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Find each NEW (pair, name) among OLD's: ``(at, hit, orow)``, OLD's keys and
+    ``orow`` sorted by (pair, name) first if they are not (members come sorted by data
+    set row, then name, and pairs are numbered in OLD's row order).
+
+    A 16-byte key does not fit an integer, and NumPy searches 16-byte strings slowly,
+    so the search has two integer steps: ``hi`` = pair (< 2^32: a row of a ``u4``
+    column) and the name's first 4 bytes, OLD's runs of equal ``hi`` numbered 0, 1, ...;
+    then run number and the name's last 4 bytes."""
+    shift, low = np.uint64(32), np.uint64(0xFFFFFFFF)
+    oname = np.ascontiguousarray(onames, dtype="S8").view(">u8").astype(np.uint64)
+    nname = np.ascontiguousarray(nnames, dtype="S8").view(">u8").astype(np.uint64)
+    if len(opairs) > 1:
+        grows = opairs[1:] > opairs[:-1]
+        same = opairs[1:] == opairs[:-1]
+        if not bool(np.all(grows | (same & (oname[1:] >= oname[:-1])))):
+            order = np.lexsort((oname, opairs))
+            opairs, oname, orow = opairs[order], oname[order], orow[order]
+    ohi = (opairs.astype(np.uint64) << shift) | (oname >> shift)
+    if not len(ohi):
+        return np.zeros(len(nname), dtype=np.int64), np.zeros(len(nname), dtype=bool), orow
+    first = np.ones(len(ohi), dtype=bool)
+    first[1:] = ohi[1:] != ohi[:-1]
+    heads = ohi[first]
+    okey = ((np.cumsum(first) - 1).astype(np.uint64) << shift) | (oname & low)
+    nhi = (npairs.astype(np.uint64) << shift) | (nname >> shift)
+    run = np.minimum(np.searchsorted(heads, nhi), len(heads) - 1)
+    nkey = (run.astype(np.uint64) << shift) | (nname & low)
+    at = np.searchsorted(okey, nkey)
+    hit = (heads[run] == nhi) & (okey[np.minimum(at, len(okey) - 1)] == nkey)
+    return at, hit, orow
 
 
 def _side(fp: Fingerprint, label: str) -> Side:
@@ -591,21 +655,7 @@ def _compare_members(
     orow = np.flatnonzero(opk >= 0)
     nrow = np.flatnonzero(npk >= 0)
 
-    # Merge on (pair, name) packed as 16-byte big-endian strings, whose byte order is
-    # that order: OLD's keys are already sorted (members sorted by data set row, then
-    # name; pairs numbered in OLD's row order), so one binary search per NEW member
-    # finds its twin.  An OLD side out of order (a fingerprint not from fpfile) is
-    # sorted first.
-    okeys = _member_keys(opk[orow], om["name"][orow])
-    nkeys = _member_keys(npk[nrow], nm["name"][nrow])
-    if len(okeys) > 1 and not bool(np.all(okeys[1:] > okeys[:-1])):
-        order = np.argsort(okeys, kind="stable")
-        okeys, orow = okeys[order], orow[order]
-    if len(okeys):
-        at = np.searchsorted(okeys, nkeys)
-        hit = okeys[np.minimum(at, len(okeys) - 1)] == nkeys
-    else:
-        at = hit = np.zeros(len(nkeys), dtype=bool)
+    at, hit, orow = _match(opk[orow], om["name"][orow], npk[nrow], nm["name"][nrow], orow)
     mo = orow[at[hit]]  # matched OLD member rows
     mn = nrow[hit]  # matched NEW member rows
     lone_old = np.ones(len(orow), dtype=bool)
@@ -619,111 +669,87 @@ def _compare_members(
     attrs_k = np.flatnonzero(same_content & ~same_attrs)
 
     entries: list[MemberChange] = []
+    # Text for the rows that differ only, decoded in bulk.
+    where = []  # pair -> (NEW dsname, OLD dsname when it differs, NEW volser)
+    for i, j in pds_pairs:
+        where.append((new_names[j], old_names[i] if old_names[i] != new_names[j] else None,
+                      new_vols[j]))  # fmt: skip
 
-    def where(pair: int) -> tuple[str, str | None, str]:
-        i, j = pds_pairs[pair]
-        oldname = old_names[i] if old_names[i] != new_names[j] else None
-        return new_names[j], oldname, new_vols[j]
+    def pair_of(fp_pair: np.ndarray, members: np.ndarray, rows: np.ndarray) -> list[int]:
+        return fp_pair[members["ds"][rows]].tolist()
 
-    def alias_target(fp: Fingerprint, row: int) -> str | None:
-        r = fp.members[row]
-        if not int(r["flags"]) & M_ALIAS or int(r["alias_of"]) < 0:
-            return None
-        return ebcdic_name(fp.members[int(r["alias_of"])]["name"])
-
-    for k in changed_k.tolist():
-        i, j = int(mo[k]), int(mn[k])
-        dsname, olds, vol = where(int(old_pair[om["ds"][i]]))
-        attrs = () if same_attrs[k] else _member_attr_diff(old, i, new, j)
-        entries.append(
-            MemberChange(
-                dsname,
-                ebcdic_name(nm["name"][j]),
-                "changed",
-                vol,
-                old_dsname=olds,
-                alias_of=alias_target(new, j),
-                attributes=attrs,
-            )
+    for kind, ks in (("changed", changed_k), ("attributes", attrs_k)):
+        rows_o, rows_n = mo[ks], mn[ks]
+        attr_diffs = iter(
+            _member_attr_diffs(old, rows_o[~same_attrs[ks]], new, rows_n[~same_attrs[ks]])
         )
-    for k in attrs_k.tolist():
-        i, j = int(mo[k]), int(mn[k])
-        dsname, olds, vol = where(int(old_pair[om["ds"][i]]))
-        entries.append(
-            MemberChange(
-                dsname,
-                ebcdic_name(nm["name"][j]),
-                "attributes",
-                vol,
-                old_dsname=olds,
-                alias_of=alias_target(new, j),
-                attributes=_member_attr_diff(old, i, new, j),
-            )
-        )
+        for pair, name, alias_of, same in zip(
+            pair_of(old_pair, om, rows_o), _member_names(new, rows_n), _alias_names(new, rows_n),
+            same_attrs[ks].tolist(), strict=True,
+        ):  # fmt: skip
+            dsname, olds, vol = where[pair]
+            attrs = () if same else next(attr_diffs)
+            entries.append(
+                MemberChange(dsname, name, kind, vol, old_dsname=olds, alias_of=alias_of,
+                             attributes=attrs)
+            )  # fmt: skip
 
     # Renames: a deletion and an addition in the same pair with the same content.
-    def member_key(fp: Fingerprint, pair_of: np.ndarray, row: int):
-        r = fp.members[row]
-        flags = int(r["flags"])
-        scope = (int(pair_of[int(r["ds"])]), bool(flags & M_ALIAS))
-        if flags & M_ERROR:
-            return _NO_RENAME
-        if int(r["size"]) == 0:
-            # An empty member is known only by its user data (ISPF statistics carry
-            # the time and user of the last save); without any, it never pairs.
-            if int(r["udlen"]) == 0:
-                return _NO_RENAME
-            return (*scope, "empty", bytes(r["attrs"]))
-        return (*scope, bytes(r["content"]))
+    def member_keys(fp: Fingerprint, side_pair: np.ndarray, rows: np.ndarray) -> list:
+        r = fp.members[rows]
+        keys = []
+        for pair, flags, size, udlen, content, attrs in zip(
+            side_pair[r["ds"]].tolist(), r["flags"].tolist(), r["size"].tolist(),
+            r["udlen"].tolist(), r["content"].tolist(), r["attrs"].tolist(), strict=True,
+        ):  # fmt: skip
+            if flags & M_ERROR:
+                keys.append(_NO_RENAME)
+            elif size == 0:
+                # An empty member is known only by its user data (ISPF statistics carry
+                # the time and user of the last save); without any, it never pairs.
+                keys.append((pair, bool(flags & M_ALIAS), "empty", attrs) if udlen else _NO_RENAME)
+            else:
+                keys.append((pair, bool(flags & M_ALIAS), content))
+        return keys
 
-    del_list = del_rows.tolist()
-    add_list = add_rows.tolist()
+    del_names = _member_names(old, del_rows)
+    add_names = _member_names(new, add_rows)
+    del_list, add_list = del_rows.tolist(), add_rows.tolist()
     renamed = _pair_renames(
-        [(member_key(old, old_pair, i), ebcdic_name(om["name"][i]), i) for i in del_list],
-        [(member_key(new, new_pair, j), ebcdic_name(nm["name"][j]), j) for j in add_list],
+        list(zip(member_keys(old, old_pair, del_rows), del_names, del_list, strict=True)),
+        list(zip(member_keys(new, new_pair, add_rows), add_names, add_list, strict=True)),
     )
+    old_name_of = dict(zip(del_list, del_names, strict=True))
+    new_name_of = dict(zip(add_list, add_names, strict=True))
     gone = {i for i, _ in renamed}
     came = {j for _, j in renamed}
-    for i, j in renamed:
-        dsname, olds, vol = where(int(new_pair[nm["ds"][j]]))
+    ren_o = np.array([i for i, _ in renamed], dtype=np.int64)
+    ren_n = np.array([j for _, j in renamed], dtype=np.int64)
+    for (i, j), pair, alias_of, attrs in zip(
+        renamed, pair_of(new_pair, nm, ren_n), _alias_names(new, ren_n),
+        _member_attr_diffs(old, ren_o, new, ren_n), strict=True,
+    ):  # fmt: skip
+        dsname, olds, vol = where[pair]
         entries.append(
-            MemberChange(
-                dsname,
-                ebcdic_name(nm["name"][j]),
-                "renamed",
-                vol,
-                old_member=ebcdic_name(om["name"][i]),
-                old_dsname=olds,
-                alias_of=alias_target(new, j),
-                attributes=_member_attr_diff(old, i, new, j),
-            )
-        )
-    for i in del_list:
-        if i not in gone:
-            dsname, olds, vol = where(int(old_pair[om["ds"][i]]))
-            entries.append(
-                MemberChange(
-                    dsname,
-                    ebcdic_name(om["name"][i]),
-                    "deleted",
-                    vol,
-                    old_dsname=olds,
-                    alias_of=alias_target(old, i),
+            MemberChange(dsname, new_name_of[j], "renamed", vol, old_member=old_name_of[i],
+                         old_dsname=olds, alias_of=alias_of, attributes=attrs)
+        )  # fmt: skip
+    for change, fp, side_pair, members, rows, names, done in (
+        ("deleted", old, old_pair, om, del_rows, del_names, gone),
+        ("added", new, new_pair, nm, add_rows, add_names, came),
+    ):
+        for row, pair, name, alias_of in zip(
+            rows.tolist(),
+            pair_of(side_pair, members, rows),
+            names,
+            _alias_names(fp, rows),
+            strict=True,
+        ):
+            if row not in done:
+                dsname, olds, vol = where[pair]
+                entries.append(
+                    MemberChange(dsname, name, change, vol, old_dsname=olds, alias_of=alias_of)
                 )
-            )
-    for j in add_list:
-        if j not in came:
-            dsname, olds, vol = where(int(new_pair[nm["ds"][j]]))
-            entries.append(
-                MemberChange(
-                    dsname,
-                    ebcdic_name(nm["name"][j]),
-                    "added",
-                    vol,
-                    old_dsname=olds,
-                    alias_of=alias_target(new, j),
-                )
-            )
     entries.sort(key=lambda e: e.sort_key)
     return entries, len(mo)
 

@@ -16,12 +16,19 @@ How it reads (all through the emulator's public API and its kernels):
 * :mod:`emulator.kernels.gather` walks count fields into a record table and emits the
   stream (the logical content, by the format document's rules) into a 4 MiB chunk;
   BLAKE3 hashes it per member, or per record group for large sequential data sets.
-  PDS directories are parsed by a kernel too (:func:`~emulator.kernels.gather.parse_directory`).
-* Every track a job reads gets a signature (:mod:`emulator.kernels.hashing` for plain
-  images, taken per batch just before the batch is walked; XXH3 of the stored bytes for
-  CCKD).  With ``since``: a data set whose extents, DCB and read tracks are unchanged is
-  taken over whole; in a changed PDS, members whose tracks kept their signatures are;
-  a changed grouped sequential data set resumes at its first changed group.
+  The copy is cheaper than hashing blocks where they lie: BLAKE3 uses its full SIMD
+  width only on long input at 1 KiB-aligned stream offsets, and fed one block at a
+  time (27998 bytes at any offset) it ran at half its speed, far more than the copy
+  costs.  PDS directories are parsed by a kernel too
+  (:func:`~emulator.kernels.gather.parse_directory`); each member costs one BLAKE3
+  call for its content and one for its attributes, the rest is NumPy.
+* Every track a job reads gets a signature
+  (:func:`emulator.kernels.hashing.track_signatures` for plain images, taken per batch
+  just before the batch is walked, which also brings the batch into the CPU cache;
+  XXH3 of the stored bytes for CCKD).  With ``since``: a data set whose extents, DCB
+  and read tracks are unchanged is taken over whole; in a changed PDS, members whose
+  tracks kept their signatures are; a changed grouped sequential data set resumes at
+  its first changed group.
 * Torn reads: the image's generation marker (``DasdImage.generation``) is read before
   and after each job; when it changed the job runs again once on a freshly opened
   volume, and is flagged ``DS_TORN`` if it changed again.  On an image written in the
@@ -221,15 +228,16 @@ class _Source:
         bytes (CCKD: no decompression needed)."""
         if self.stored:
             return self.stored_sigs(trks)
-        return hk.signatures(slots, rows)[0]
+        return hk.track_signatures(slots, rows)[0]
 
     def stored_sigs(self, trks: np.ndarray) -> np.ndarray:
         out = np.zeros(len(trks), dtype=np.uint64)
         image = self.image
         for k, trk in enumerate(trks.tolist()):
             try:
-                off, length, _size = image.stored_entry(trk)
-                data = image.read_stored(trk) if off else b""
+                entry = image.stored_entry(trk)
+                off, length, _size = entry
+                data = image.read_stored(trk, entry) if off else b""  # one L2 lookup
                 seed = length | (0 if off else 1 << 32)  # a null track has no bytes
                 out[k] = xxhash.xxh3_64_intdigest(data, seed=seed) or 1
             except EmulatorError:
@@ -390,18 +398,26 @@ class _Hasher:
             self.whole.update(mv[:commit])  # a small stream: one digest of the bytes
         else:
             self.grouped = True
-            cur = self.g_off
-            keep = []
-            for end, recs, ttr, skip in self.pending:
+            pending = self.pending
+            closed = 0
+            for end, recs, ttr, skip in pending:  # in stream order
                 if end > base + commit:
-                    keep.append((end, recs, ttr, skip))
-                    continue
-                self.group.update(mv[max(cur, base) - base : end - base])
-                self._close_group(end, recs)
-                self.g_off, self.g_rec, cur = end, recs, end
-                self.g_ttr, self.g_skip = ttr, skip
-            self.pending = keep
-            self.group.update(mv[max(cur, base) - base : commit])
+                    break
+                piece = mv[max(self.g_off, base) - base : end - base]
+                if self.g_off >= base:  # the whole group is in this chunk: one call
+                    digest = blake3.blake3(piece).digest()
+                else:
+                    self.group.update(piece)
+                    digest = self.group.digest()
+                    self.group = blake3.blake3()
+                self.groups.append(
+                    (self.g_rec, recs - self.g_rec, self.g_off, end - self.g_off, digest,
+                     self.g_ttr, self.g_skip)
+                )  # fmt: skip
+                self.g_off, self.g_rec, self.g_ttr, self.g_skip = end, recs, ttr, skip
+                closed += 1
+            del pending[:closed]
+            self.group.update(mv[max(self.g_off, base) - base : commit])
         if commit and pos > commit:
             out[: pos - commit] = out[commit:pos]
         st[g.S_POS] = pos - commit
@@ -650,15 +666,6 @@ def _sequential(wk: _Worker, src: _Source, info, row: dict) -> _Result:
     )  # fmt: skip
 
 
-def _member_attrs(alias: bool, ttrn: int, ud: bytes, alias_of: bytes) -> bytes:
-    """Attributes digest of a member (docs/formats/fingerprint.md)."""
-    h = blake3.blake3(b"ssm.member.attrs.v1")
-    h.update(bytes([1 if alias else 0, ttrn, len(ud)]))
-    h.update(ud)
-    h.update(alias_of)
-    return h.digest(length=m.ATTRS_SIZE)
-
-
 @dataclass
 class _Directory:
     """The entries of a PDS directory as arrays, in directory order."""
@@ -692,10 +699,9 @@ def _load_directory(src: _Source, tracks: np.ndarray, window: int):
         return d, w1, slots, rows, bad, table
 
 
-def _member_digests(wk, src, tracks, w0, w1, slots, rows, table, here, mode, split, row):
+def _member_digests(wk, src, tracks, w0, w1, slots, rows, table, here, mode, split):
     """Content of the members whose (unique) TTRs ``here`` lie in window [w0, w1):
-    returns [(ttr key, digest, records, bytes, status, span)] and the relative track
-    after the last one read."""
+    returns ``_GOT`` rows and the relative track after the last one read."""
     _starts, rk, rr, rkl, rdl, rpos, _terr = table
     keys = rk.astype(np.int64) * 256 + rr
     order = np.argsort(keys, kind="stable")
@@ -709,7 +715,9 @@ def _member_digests(wk, src, tracks, w0, w1, slots, rows, table, here, mode, spl
     eofs, bound = g.member_ends(rkl, rdl, ustarts)
     found = eofs[eofs >= 0]
     hi = w0 + int(rk[found].max()) + 1 if len(found) else 0
-    out = []
+    # tracks from the member's TTR to its EOF record's (0: no EOF in the window)
+    spans = np.where(eofs >= 0, w0 + rk[np.maximum(eofs, 0)].astype(np.int64) - (here >> 8) + 1, 0)
+    parts = []
     m_end, m_recs, m_status = wk.member_arrays(len(here))
     k = 0
     while k < len(here):
@@ -717,31 +725,59 @@ def _member_digests(wk, src, tracks, w0, w1, slots, rows, table, here, mode, spl
             slots, rows, rk, rkl, rdl, rpos, ustarts, eofs, bound, k, mode, split,
             _CNT, wk.out, m_end, m_recs, m_status,
         )  # fmt: skip
+        ends = m_end[k:k2]
+        begins = np.zeros_like(ends)  # member k's stream is out[begins[k]:ends[k]]
+        begins[1:] = ends[:-1]
+        status = m_status[k:k2]
+        if w1 < len(tracks):  # members running past this window: streamed from their TTR
+            later = np.flatnonzero(status == g.E_NO_EOF)
+            done = np.flatnonzero(status != g.E_NO_EOF)
+        else:
+            later, done = np.zeros(0, dtype=np.int64), np.arange(k2 - k)
+        # The per-member Python work: one BLAKE3 call each.
         mv = memoryview(wk.out)
-        prev = 0
-        streamed = []
-        for j in range(k, k2):
-            end = int(m_end[j])
-            status = int(m_status[j])
-            if status == g.E_NO_EOF and w1 < len(tracks):
-                streamed.append(j)  # runs past this window: stream it from its TTR
-            else:
-                key = int(here[j])
-                eof = int(eofs[j])
-                span = w0 + int(rk[eof]) - (key >> 8) + 1 if eof >= 0 else 0
-                digest = blake3.blake3(mv[prev:end]).digest()
-                out.append((key, digest, int(m_recs[j]), end - prev, status, span))
-            prev = end
+        digests = [
+            blake3.blake3(mv[a:b]).digest()
+            for a, b in zip(begins[done].tolist(), ends[done].tolist(), strict=True)
+        ]
+        parts.append(
+            _got(here[k + done], digests, m_recs[k + done], (ends - begins)[done],
+                 status[done], spans[k + done])
+        )  # fmt: skip
+        streamed = (k + later).tolist()
         if k2 < len(here) and m_status[k2] == g.E_TOO_BIG:
             streamed.append(k2)
             k2 += 1
         for j in streamed:
             key = int(here[j])
-            got, last = _member_stream(wk, src, tracks, divmod(key, 256), mode, split)
-            out.append((key, *got, last - (key >> 8) if got[3] == g.E_OK else 0))
+            (digest, recs, size, status1), last = _member_stream(
+                wk, src, tracks, divmod(key, 256), mode, split
+            )
+            span = last - (key >> 8) if status1 == g.E_OK else 0
+            parts.append(_got([key], [digest], [recs], [size], [status1], [span]))
             hi = max(hi, last)
         k = k2
-    return out, hi
+    return parts, hi
+
+
+#: What is known of one member stream (one per unique TTR) before the member table is
+#: made: its TTR key, content digest, records, bytes, status (gather E_*) and span.
+_GOT = np.dtype(
+    [("ttr", "<i8"), ("content", f"V{m.CONTENT_SIZE}"), ("records", "<i8"), ("size", "<i8"),
+     ("status", "<i8"), ("span", "<i8")]
+)  # fmt: skip
+
+
+def _got(ttr, digests: list[bytes], records, size, status, span) -> np.ndarray:
+    """``_GOT`` rows from columns (digests as a list of 32-byte strings)."""
+    out = np.zeros(len(digests), dtype=_GOT)
+    out["ttr"] = ttr
+    out["content"] = np.frombuffer(b"".join(digests), dtype=f"V{m.CONTENT_SIZE}")
+    out["records"] = records
+    out["size"] = size
+    out["status"] = status
+    out["span"] = span
+    return out
 
 
 def _partitioned(wk: _Worker, src: _Source, info, row: dict, prior=None) -> _Result:
@@ -772,7 +808,7 @@ def _partitioned(wk: _Worker, src: _Source, info, row: dict, prior=None) -> _Res
     uttrs = np.unique(d.ttrs)
     t_end = max(info.used_tracks, dir_end, int(d.tt.max()) + 1 if len(d.tt) else 1, 1)
     t_end = min(t_end, len(tracks))
-    results: list[tuple] = []
+    results: list[np.ndarray] = []
     new_sigs = None
     if prior is not None:
         uttrs, new_sigs = _reuse_members(src, tracks, t_end, uttrs, prior, results)
@@ -805,7 +841,7 @@ def _partitioned(wk: _Worker, src: _Source, info, row: dict, prior=None) -> _Res
                     row["flags"] |= m.DS_ERROR
             if len(here):
                 got, last = _member_digests(
-                    wk, src, tracks, w0, w1, slots, rows, table, here, mode, split, row
+                    wk, src, tracks, w0, w1, slots, rows, table, here, mode, split
                 )
                 results.extend(got)
                 hi = max(hi, last)
@@ -849,16 +885,96 @@ def _reuse_members(src, tracks, t_end, uttrs, prior, results):
     end = tt + span
     ok = hit & (span > 0) & (end <= t_end)
     ok[ok] = bad[end[ok]] - bad[tt[ok]] == 0
-    for k in np.nonzero(ok)[0].tolist():
-        r = rows[pos[k]]
-        results.append(
-            (int(uttrs[k]), bytes(r["content"]), int(r["records"]), int(r["size"]), g.E_OK,
-             int(r["span"]))
-        )  # fmt: skip
+    old = rows[pos[ok]]
+    got = np.zeros(len(old), dtype=_GOT)
+    got["ttr"] = uttrs[ok]
+    for name in ("content", "records", "size", "span"):
+        got[name] = old[name]
+    got["status"] = g.E_OK
+    results.append(got)
     return uttrs[~ok], new_sigs
 
 
-def _member_table(d: _Directory, results: list[tuple], row: dict) -> tuple[np.ndarray, bytes, int]:
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The indices ``starts[k] .. starts[k] + lengths[k] - 1`` for every k, concatenated."""
+    lengths = lengths.astype(np.int64)
+    total = int(lengths.sum())
+    before = np.cumsum(lengths) - lengths  # where each range begins in the output
+    return np.repeat(starts.astype(np.int64) - before, lengths) + np.arange(total)
+
+
+_MEMBER_ATTRS_TAG = b"ssm.member.attrs.v1"
+
+
+def _member_attrs(alias, ttrn, udlen, ud, alias_of) -> np.ndarray:
+    """Attributes digests of members (docs/formats/fingerprint.md): ``alias``, ``ttrn``,
+    ``udlen`` per member, ``ud`` their normalised user data concatenated, ``alias_of``
+    an (n, 8) uint8 array.  The messages are laid out with NumPy; Python makes one
+    BLAKE3 call per member."""
+    n = len(alias)
+    tag = np.frombuffer(_MEMBER_ATTRS_TAG, dtype=np.uint8)
+    lens = len(tag) + 3 + udlen.astype(np.int64) + 8
+    starts = np.cumsum(lens) - lens
+    msg = np.zeros(int(lens.sum()), dtype=np.uint8)
+    msg[starts[:, None] + np.arange(len(tag))] = tag
+    head = starts + len(tag)
+    msg[head] = alias
+    msg[head + 1] = ttrn
+    msg[head + 2] = udlen
+    msg[_ranges(head + 3, udlen)] = ud
+    msg[(head + 3 + udlen)[:, None] + np.arange(8)] = alias_of
+    mv = memoryview(msg)
+    size = m.ATTRS_SIZE
+    digests = [
+        blake3.blake3(mv[a:b]).digest(length=size)
+        for a, b in zip(starts.tolist(), (starts + lens).tolist(), strict=True)
+    ]
+    return np.frombuffer(b"".join(digests), dtype=f"V{size}") if n else np.zeros(0, f"V{size}")
+
+
+def _alias_targets(d: _Directory, order, names, ttrs, alias, ttrn, udoff, udlen):
+    """(alias_of row per member, -1 none; alias-of name as (n, 8) uint8, zeros none) in
+    name order: for an alias, the first real member in directory order with its TTR,
+    else the member named in a load module's alias section (as
+    ``emulator.pds.Pds.members`` resolves it)."""
+    n = len(names)
+    alias_row = np.full(n, -1, dtype=np.int64)
+    alias_name = np.zeros((n, 8), dtype=np.uint8)
+    arows = np.flatnonzero(alias)
+    if not len(arows):
+        return alias_row, alias_name
+    dir_pos = np.empty(n, dtype=np.int64)
+    dir_pos[order] = np.arange(n)
+    mains = np.flatnonzero(~alias)
+    mains = mains[np.lexsort((dir_pos[mains], ttrs[mains]))]  # by TTR, then directory order
+    mttr = ttrs[mains]
+    first = np.ones(len(mains), dtype=bool)
+    first[1:] = mttr[1:] != mttr[:-1]
+    mains, mttr = mains[first], mttr[first]
+    at = np.minimum(np.searchsorted(mttr, ttrs[arows]), max(len(mttr) - 1, 0))
+    target = np.full(len(arows), -2, dtype=np.int64)  # -2: no target
+    if len(mttr):
+        hit = mttr[at] == ttrs[arows]
+        target[hit] = mains[at[hit]]
+    name_bytes = names.astype(">u8").view(np.uint8).reshape(n, 8)
+    for k in np.flatnonzero((target == -2) & (ttrn[arows] > 0)).tolist():
+        i = int(arows[k])
+        named = _lm_alias_name(bytes(d.ud[udoff[i] : udoff[i] + udlen[i]]))
+        if named is not None:
+            alias_name[i] = np.frombuffer(named, dtype=np.uint8)
+            key = np.frombuffer(named, dtype=">u8")[0]
+            j = int(np.searchsorted(names, key, side="right")) - 1
+            target[k] = j if j >= 0 and names[j] == key else -1
+    has = target != -2
+    alias_row[arows[has]] = target[has]
+    real = arows[target >= 0]
+    alias_name[real] = name_bytes[target[target >= 0]]
+    return alias_row, alias_name
+
+
+def _member_table(
+    d: _Directory, results: list[np.ndarray], row: dict
+) -> tuple[np.ndarray, bytes, int]:
     """Member rows (sorted by name), their user data and the bytes read; fills the
     PDS's content, records, size and attributes in ``row``."""
     n = len(d.names)
@@ -876,43 +992,26 @@ def _member_table(d: _Directory, results: list[tuple], row: dict) -> tuple[np.nd
         sel = (ttrn > i) & (udlen >= 4 * i + 3)
         for b in range(3):
             ud[udoff[sel] + 4 * i + b] = 0
-    # Content per unique TTR.
+    ud_sorted = ud[_ranges(udoff, udlen)]  # user data in name order
     arr = np.zeros(n, dtype=m.MEMBER_DTYPE)
     name_bytes = names.astype(">u8").view("S8")
     arr["name"] = name_bytes
-    arr["ds"] = 0
     arr["ttrn"] = ttrn
     arr["udlen"] = udlen
     arr["ttr"] = ttrs
-    # user data in name order
-    if n:
-        idx = np.concatenate([np.arange(o, o + ln) for o, ln in zip(udoff, udlen, strict=True)])
-        ud_sorted = ud[idx.astype(np.int64)] if len(idx) else np.zeros(0, np.uint8)
-    else:
-        ud_sorted = np.zeros(0, np.uint8)
-    new_off = np.zeros(n, dtype=np.int64)
-    if n:
-        new_off[1:] = np.cumsum(udlen)[:-1]
-    arr["udoff"] = new_off
+    arr["udoff"] = np.cumsum(udlen) - udlen
     read_bytes = 0
     status = np.full(n, g.E_TTR, dtype=np.int64)
-    if results:
-        rkeys = np.array([r[0] for r in results], dtype=np.int64)
-        rord = np.argsort(rkeys)
-        rkeys = rkeys[rord]
-        pos = np.minimum(np.searchsorted(rkeys, ttrs), len(rkeys) - 1)
-        hit = rkeys[pos] == ttrs
-        digests = np.frombuffer(b"".join(r[1] for r in results), dtype="V32")[rord]
-        recs = np.array([r[2] for r in results], dtype=np.int64)[rord]
-        sizes = np.array([r[3] for r in results], dtype=np.int64)[rord]
-        stat = np.array([r[4] for r in results], dtype=np.int64)[rord]
-        spans = np.array([r[5] for r in results], dtype=np.int64)[rord]
-        arr["span"][hit] = spans[pos[hit]]
-        arr["content"][hit] = digests[pos[hit]]
-        arr["records"][hit] = recs[pos[hit]]
-        arr["size"][hit] = sizes[pos[hit]]
-        status[hit] = stat[pos[hit]]
-        read_bytes = int(sizes.sum())
+    got = np.concatenate(results) if results else np.zeros(0, dtype=_GOT)
+    if len(got):
+        got = got[np.argsort(got["ttr"], kind="stable")]
+        pos = np.minimum(np.searchsorted(got["ttr"], ttrs), len(got) - 1)
+        hit = got["ttr"][pos] == ttrs
+        src = got[pos[hit]]
+        for name in ("span", "content", "records", "size"):
+            arr[name][hit] = src[name]
+        status[hit] = src["status"]
+        read_bytes = int(got["size"].sum())
     flags = np.zeros(n, dtype=np.int64)
     flags[alias] |= m.M_ALIAS
     flags[ttrn > 0] |= m.M_LOADMOD
@@ -921,48 +1020,26 @@ def _member_table(d: _Directory, results: list[tuple], row: dict) -> tuple[np.nd
     if (status != g.E_OK).any():
         row["flags"] |= m.DS_ERROR
     arr["flags"] = flags
-    # alias_of: the first real member (directory order) with the same TTR, else the
-    # name in a load module's alias section (as emulator.pds.Pds.members resolves it).
-    alias_row = np.full(n, -1, dtype=np.int64)
-    alias_name = np.zeros(n, dtype="S8")
-    if alias.any():
-        main_rows = np.nonzero(~alias)[0]
-        dir_order = np.argsort(order, kind="stable")  # name row -> directory position
-        first_main: dict[int, int] = {}
-        for r_ in main_rows[np.argsort(dir_order[main_rows], kind="stable")].tolist():
-            first_main.setdefault(int(ttrs[r_]), r_)
-        row_of = {bytes(nm): i for i, nm in enumerate(name_bytes.tolist())}
-        for i in np.nonzero(alias)[0].tolist():
-            target = first_main.get(int(ttrs[i]))
-            if target is None and ttrn[i]:
-                target_name = _lm_alias_name(bytes(d.ud[udoff[i] : udoff[i] + udlen[i]]))
-                if target_name is not None:
-                    alias_name[i] = target_name
-                    target = row_of.get(target_name, -1)
-            if target is not None:
-                alias_row[i] = target
-                if target >= 0:
-                    alias_name[i] = name_bytes[target]
+    alias_row, alias_name = _alias_targets(d, order, names, ttrs, alias, ttrn, udoff, udlen)
     arr["alias_of"] = alias_row
-    ud_bytes = ud_sorted.tobytes()
-    attrs = np.zeros(n, dtype=f"V{m.ATTRS_SIZE}")
-    contents = arr["content"]
-    for i in range(n):
-        o, ln = int(new_off[i]), int(udlen[i])
-        an = bytes(alias_name[i]).ljust(8, b"\x40") if alias[i] and alias_name[i] else bytes(8)
-        attrs[i] = _member_attrs(bool(alias[i]), int(ttrn[i]), ud_bytes[o : o + ln], an)
-    arr["attrs"] = attrs
+    # The alias-of name in the attributes digest: 8 bytes, blank padded (an empty name
+    # and a real member's: 8 zero bytes).
+    nonzero = alias_name != 0
+    named = alias & nonzero.any(axis=1)
+    last = 7 - np.argmax(nonzero[:, ::-1], axis=1)
+    alias_name[named[:, None] & (np.arange(8) > last[:, None])] = 0x40
+    alias_name[~named] = 0
+    arr["attrs"] = _member_attrs(alias, ttrn, udlen, ud_sorted, alias_name)
     # PDS content and member-list digests: one BLAKE3 call each over packed rows.
     packed = np.zeros(n, dtype=[("name", "S8"), ("alias", "u1"), ("content", "V32")])
     packed["name"] = name_bytes
     packed["alias"] = alias
-    packed["content"] = contents
-    arr["attrs"] = attrs
+    packed["content"] = arr["content"]
     row["records"] = n
     row["size"] = int(arr["size"][~alias].sum())
     row["content"] = blake3.blake3(b"ssm.pds.v1" + packed.tobytes()).digest()
     row["attrs"] = _ds_attrs(row, _member_list_digest(arr))
-    return arr, ud_bytes, read_bytes
+    return arr, ud_sorted.tobytes(), read_bytes
 
 
 def _member_list_digest(members: np.ndarray) -> bytes:
@@ -1305,7 +1382,7 @@ def fingerprint(
                     trksize=image.trksize,
                     kind=image.kind,
                     path=paths[vi],
-                    sig_kind="stored" if hasattr(image, "stored_entry") else "slot",
+                    sig_kind=m.SIG_STORED if hasattr(image, "stored_entry") else m.SIG_SLOT,
                     track_sigs=np.zeros(vol.cyls * vol.heads, dtype=np.uint64),
                 )
             )

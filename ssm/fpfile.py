@@ -220,11 +220,12 @@ def _split(data: bytes, path) -> dict[str, tuple[int, int, int, int]]:
     return sections
 
 
-def _payload(data: bytes, sections: dict, name: str, path) -> bytes:
+def _payload(data: bytes, sections: dict, name: str, path) -> bytes | memoryview:
+    """A section's payload: a view into ``data`` when stored, else inflated bytes."""
     if name not in sections:
         raise FormatError(f"section {name!r} is missing", path)
     codec, raw_len, start, stored_len = sections[name]
-    stored = data[start : start + stored_len]
+    stored = memoryview(data)[start : start + stored_len]
     if codec == CODEC_STORED:
         return stored
     dec = zlib.decompressobj()
@@ -238,7 +239,7 @@ def _payload(data: bytes, sections: dict, name: str, path) -> bytes:
 
 
 def _json_payload(data, sections, name, path):
-    raw = _payload(data, sections, name, path)
+    raw = bytes(_payload(data, sections, name, path))
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -246,12 +247,20 @@ def _json_payload(data, sections, name, path):
 
 
 def _table(data, sections, name, dtype, rows: int, path) -> np.ndarray:
-    out = np.zeros(rows, dtype=dtype)
-    _uncolumn(out, _plain_fields(dtype), _payload(data, sections, name, path), name, path)
-    digests = _digest_fields(dtype)
-    if digests:
-        dname = name + DIGEST_SUFFIX
-        _uncolumn(out, digests, _payload(data, sections, dname, path), dname, path)
+    parts = [(name, _plain_fields(dtype))]
+    if _digest_fields(dtype):
+        parts.append((name + DIGEST_SUFFIX, _digest_fields(dtype)))
+    for part, fields in parts:  # sizes first: a damaged row count allocates nothing
+        width = sum(dtype[f].itemsize for f in fields)
+        if part in sections and sections[part][1] != rows * width:
+            raise _bad(
+                f"section {part!r}: {sections[part][1]} bytes for {rows} rows of {width} bytes",
+                path,
+                sections[part][2],
+            )
+    out = np.empty(rows, dtype=dtype)  # every byte is filled: plain and digest columns
+    for part, fields in parts:
+        _uncolumn(out, fields, _payload(data, sections, part, path), part, path)
     return out
 
 
@@ -299,7 +308,7 @@ def loads(data: bytes, path: str | os.PathLike | None = None) -> m.Fingerprint:
         name: _table(data, sections, name, dtype, counts[name], path)
         for name, dtype in TABLES.items()
     }
-    userdata = _payload(data, sections, "userdata", path)
+    userdata = bytes(_payload(data, sections, "userdata", path))
     fp = m.Fingerprint(
         version=version,
         created=created,
@@ -338,12 +347,13 @@ def _check_refs(fp: m.Fingerprint, path) -> None:
         alias = mem["alias_of"]
         if ((alias < -1) | (alias >= len(mem))).any():
             raise FormatError("an alias names a member row that is not there", path)
-    try:
-        for name in ("dsname", "dsorg", "recfm", "space_unit"):
-            if len(ds):
-                np.char.decode(ds[name], "ascii")
-    except UnicodeDecodeError:
-        raise FormatError("a data set name or attribute is not ASCII", path) from None
+    for name in ("dsname", "dsorg", "recfm", "space_unit"):
+        if (np.ascontiguousarray(ds[name]).view(np.uint8) >= 0x80).any():
+            raise FormatError("a data set name or attribute is not ASCII", path)
+    last_day = _dt.date.max.toordinal()
+    for name in ("created", "expires", "referenced"):  # proleptic ordinals, 0 = none
+        if len(ds) and ((ds[name] < 0) | (ds[name] > last_day)).any():
+            raise FormatError(f"a data set's {name} date is not a date", path)
 
 
 def read(path: str | os.PathLike) -> m.Fingerprint:

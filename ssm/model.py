@@ -49,6 +49,10 @@ ALGORITHM = "blake3"
 CONTENT_SIZE = 32  # BLAKE3-256
 ATTRS_SIZE = 16  # BLAKE3 truncated to 128 bits: a comparison key (attributes are stored too)
 ZERO_DIGEST = bytes(CONTENT_SIZE)
+#: VolumeFp.sig_kind: what a track signature hashes (docs/formats/fingerprint.md,
+#: "Track signatures").  ``slot``, the kind of earlier files, is never reused.
+SIG_SLOT = "slot-xxh3"
+SIG_STORED = "stored"
 
 # -- flags ----------------------------------------------------------------------------
 #: DatasetFp.flags
@@ -165,6 +169,16 @@ def ebcdic_name(raw: bytes) -> str:
     return bytes(raw).rstrip(b"\x40").rstrip(b"\x00").decode("cp037")
 
 
+def ebcdic_names(column: np.ndarray) -> list[str]:
+    """:func:`ebcdic_name` of every name in an ``S8`` column, decoded in one call (cp037
+    maps only X'40' to a blank and only X'00' to NUL, so stripping after decoding is
+    the same)."""
+    text = np.ascontiguousarray(column, dtype="S8").tobytes().decode("cp037")
+    return [
+        text[k : k + 8].rstrip("\x00").rstrip(" ").rstrip("\x00") for k in range(0, len(text), 8)
+    ]
+
+
 def _date(ordinal: int) -> _dt.date | None:
     return _dt.date.fromordinal(int(ordinal)) if ordinal > 0 else None
 
@@ -179,10 +193,11 @@ class VolumeFp:
     """One volume: identity, geometry and the raw track signatures used by ``--since``.
 
     ``track_sigs[trk]`` (uint64, one per track of the volume) is 0 for a track that
-    was not read.  ``sig_kind``: "slot" (hash of a plain image's track bytes up to the
-    end marker) or "stored" (CCKD: hash of the stored, compressed bytes and their
-    length).  ``size``/``mtime_ns`` are the image's generation marker at the end of
-    the run (several files for a split volume: the first file's values).
+    was not read.  ``sig_kind``: :data:`SIG_SLOT` (XXH3 of a plain image's track bytes
+    up to the end marker) or :data:`SIG_STORED` (CCKD: XXH3 of the stored, compressed
+    bytes, seeded with their length); signatures of other kinds are never compared.
+    ``size``/``mtime_ns`` are the image's generation marker at the end of the run
+    (several files for a split volume: the first file's values).
     """
 
     volser: str
@@ -194,7 +209,7 @@ class VolumeFp:
     path: str
     size: int = 0
     mtime_ns: int = 0
-    sig_kind: str = "slot"
+    sig_kind: str = SIG_SLOT
     track_sigs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="<u8"), repr=False)
 
     @property
@@ -541,6 +556,7 @@ __all__ = [
     "digest_words",
     "key_of_names",
     "ebcdic_name",
+    "ebcdic_names",
     "date_ordinal",
     "empty_tables",
     "DS_PDS",
