@@ -43,6 +43,9 @@ from emulator.errors import EmulatorError
 
 PROG = "ssm"
 EXIT_OK, EXIT_DIFFERENT, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: fixtures.generate.SIZES, spelled out: importing the generator costs every command
+#: a few tenths of a second (tests/test_generate.py keeps the two equal).
+SYSTEM_SIZES = ("tiny", "small", "1g", "3390-3", "3390-9")
 
 
 class CliError(EmulatorError):
@@ -584,10 +587,10 @@ def cmd_generate(args) -> int:
 
     from emulator.volume import Volume
     from fixtures.daysim import simulate_day
-    from fixtures.generate import build_system
+    from fixtures.generate import DEFAULT_NOW, build_system
 
     try:
-        now = dt.datetime.fromisoformat(args.now)
+        now = dt.datetime.fromisoformat(args.now) if args.now else DEFAULT_NOW
     except ValueError as exc:
         raise CliError(f"--now {args.now!r} is not an ISO date/time") from exc
     start = time.perf_counter()
@@ -785,14 +788,12 @@ def build_parser() -> argparse.ArgumentParser:
             "equals production.  Exit codes: 0 restore verified, 1 not, 2 error."
         ),
     )
-    sp.add_argument("--size", default="tiny", help="tiny (default), small, 1g, 3390-3, 3390-9")
+    sp.add_argument("--size", choices=SYSTEM_SIZES, default="tiny", help="default tiny")
     sp.add_argument("--days", type=_positive, default=3, help="days of change (default 3)")
     sp.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
     sp.add_argument("--volumes", type=_positive, default=2, help="volumes (default 2)")
     sp.add_argument("--keep", metavar="FOLDER", help="work in FOLDER and keep it (else a temp)")
     sp.add_argument("--json", action="store_true", help="print the report as JSON")
-
-    from fixtures.generate import DEFAULT_NOW, SIZES
 
     sp = add(
         "generate",
@@ -804,14 +805,21 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     sp.add_argument("outdir", metavar="OUTDIR", help="folder for the images (created if needed)")
-    sp.add_argument("--size", choices=list(SIZES), default="small", help="default small")
+    sp.add_argument(
+        "--size",
+        choices=SYSTEM_SIZES,
+        default="small",
+        help="default small",
+    )
     sp.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
     sp.add_argument("--volumes", type=_positive, default=2, help="volumes (default 2)")
     sp.add_argument("--devtype", default="3390", help="3390 (default) or 3380, with a model")
     sp.add_argument(
         "--compress", choices=["none", "zlib", "bzip2"], default="none", help="CCKD compression"
     )
-    sp.add_argument("--now", default=DEFAULT_NOW.isoformat(), help="the system's clock (ISO)")
+    sp.add_argument(
+        "--now", help="the system's clock, ISO date/time (default: the generator's, 2026-11-01)"
+    )
     sp.add_argument("--days", type=int, default=0, help="simulated days to apply after building")
     sp.add_argument("--rate", type=_rate, default=0.01, help="change rate of each day (0.01)")
     return p

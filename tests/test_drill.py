@@ -243,7 +243,7 @@ def test_cli_drill_text_and_keep(capsys, tmp_path):
 @pytest.mark.parametrize(
     "args, fragment",
     [
-        (["--size", "huge"], "unknown size"),
+        (["--size", "huge"], "invalid choice: 'huge'"),
         (["--days", "0"], "at least 1"),
         (["--volumes", "12"], "volumes"),
     ],

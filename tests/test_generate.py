@@ -33,7 +33,7 @@ if str(REPO) not in sys.path:  # fixtures/ is not an installed package: run from
     sys.path.insert(0, str(REPO))
 
 from fixtures.daysim import CHANGES, ChangeLog, simulate_day  # noqa: E402
-from fixtures.generate import DEFAULT_NOW, build_system  # noqa: E402
+from fixtures.generate import DEFAULT_NOW, SIZES, build_system  # noqa: E402
 
 
 def sha256(path: Path) -> str:
@@ -359,3 +359,9 @@ def test_second_day_and_a_higher_rate(one_day, tmp_path):
     assert len(log) > len(one_day[3])
     with api.open_system(paths) as system:
         assert all(api.check(vol) == [] for vol in system.volumes)
+
+
+def test_cli_sizes_are_the_generators():
+    from ssm.cli import SYSTEM_SIZES
+
+    assert list(SYSTEM_SIZES) == list(SIZES)
