@@ -168,7 +168,7 @@ def test_unknown_sections_are_ignored(data):
 
 def test_a_million_members_load_as_arrays(tmp_path):
     """The file holds large member tables compactly and loads them without one Python
-    object per member (timing lives in tools/bench_fingerprint.py)."""
+    object per member (timing lives in tools/bench)."""
     n = 200_000
     ds, mem, grp, ext = m.empty_tables()
     ds = np.zeros(2, dtype=m.DATASET_DTYPE)

@@ -1,47 +1,23 @@
-"""Time ``ssm compare`` on two synthetic fingerprints of a million members each.
+"""Two synthetic fingerprints of a million members, for timing ``ssm compare``.
 
-    python tools/bench_compare.py [--members 1000000] [--per-pds 100] [--change 0.01]
-                                  [--repeat 5] [--via-file]
-
-Builds fingerprint OLD directly through the model's tables (ssm.model DATASET_DTYPE and
-MEMBER_DTYPE, the bulk form ``fpfile.read`` returns): ``members / per-pds`` PDSs with
-random names and digests.  NEW is a copy in which ``change`` of the members differ:
-half of them content, a fifth attributes only, a tenth each deleted, added and renamed;
-and of 100 sequential data sets 10 are changed, 10 deleted and 10 added.  ``--via-file`` writes both with
-``ssm.fpfile.write`` and times reading them back too.
-
-Prints the median of ``repeat`` runs of :func:`ssm.compare.compare`, the numbers of
-entries found, and the peak memory (tracemalloc peak of one compare, and the process's
-maximum resident size).  Asserts that the entries found are the ones planted.
+OLD is built directly through the model's tables (``ssm.model`` DATASET_DTYPE and
+MEMBER_DTYPE, the bulk form ``fpfile.read`` returns): ``members / per_pds`` PDSs with
+random names and digests, and SEQ sequential data sets.  NEW is a copy in which
+``change`` of the members differ: half of them content, a fifth attributes only, the
+rest deleted, added and renamed in equal parts; and of the sequential data sets
+SEQ_CHANGED are changed, SEQ_DELETED deleted and SEQ_ADDED added.  ``build_new``
+returns the plan, which a comparison must find exactly.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
-import resource
-import statistics
-import sys
-import tempfile
-import time
-import tracemalloc
-from pathlib import Path
 
 import numpy as np
 
 from ssm import model
-from ssm.compare import compare
 
 EBCDIC_LETTERS = np.frombuffer("ABCDEFGHIJKLMNOPQRSTUVWXYZ".encode("cp037"), dtype=np.uint8)
-
-
-def random_names(rng: np.random.Generator, n: int) -> np.ndarray:
-    """n distinct 8-letter EBCDIC names as an S8 array, sorted (directory order)."""
-    while True:
-        raw = EBCDIC_LETTERS[rng.integers(0, 26, size=(n, 8))]
-        names = np.unique(raw.view("S8").ravel())
-        if len(names) == n:
-            return names
 
 
 def build_old(members: int, per_pds: int, seed: int) -> model.Fingerprint:
@@ -96,7 +72,7 @@ def _fingerprint(dt: np.ndarray, members: np.ndarray, created: _dt.datetime) -> 
     return model.Fingerprint(
         version=model.FORMAT_VERSION,
         created=created,
-        tool="bench_compare",
+        tool="tools/bench",
         volumes=[vol],
         dataset_table=dt,
         members=members,
@@ -162,64 +138,12 @@ def build_new(old: model.Fingerprint, change: float, seed: int) -> tuple[model.F
     return _fingerprint(dt, rows, old.created + _dt.timedelta(days=1)), plan
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--members", type=int, default=1_000_000)
-    ap.add_argument("--per-pds", type=int, default=100)
-    ap.add_argument("--change", type=float, default=0.01)
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--via-file", action="store_true", help="write and read with ssm.fpfile")
-    args = ap.parse_args()
-
-    t = time.perf_counter()
-    old = build_old(args.members, args.per_pds, args.seed)
-    new, plan = build_new(old, args.change, args.seed)
-    print(
-        f"built {len(old.members):,} / {len(new.members):,} members in "
-        f"{len(old.dataset_table):,} data sets: {time.perf_counter() - t:.2f} s"
-    )
-    if args.via_file:
-        from ssm import fpfile
-
-        with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
-            paths = [Path(tmp) / "old.ssmfp", Path(tmp) / "new.ssmfp"]
-            t = time.perf_counter()
-            fpfile.write(old, paths[0])
-            fpfile.write(new, paths[1])
-            print(f"fpfile.write x2: {time.perf_counter() - t:.2f} s")
-            t = time.perf_counter()
-            old, new = fpfile.read(paths[0]), fpfile.read(paths[1])
-            print(f"fpfile.read x2: {time.perf_counter() - t:.2f} s")
-
-    times = []
-    for _ in range(args.repeat):
-        t = time.perf_counter()
-        result = compare(old, new)
-        times.append(time.perf_counter() - t)
-    tracemalloc.start()
-    compare(old, new)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-
-    found = result.counts()["members"]
-    found_ds = result.counts()["datasets"]
-    print(
-        f"compare: median {statistics.median(times):.3f} s of {args.repeat} (min {min(times):.3f} s)"
-    )
-    print("members: " + ", ".join(f"{n:,} {k}" for k, n in found.items()))
-    print("data sets: " + ", ".join(f"{n:,} {k}" for k, n in found_ds.items()))
-    print(
-        f"peak memory: {peak / 2**20:.0f} MiB in compare (tracemalloc), "
-        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB max RSS"
-    )
-    planted_ds = {"added": SEQ_ADDED, "deleted": SEQ_DELETED, "changed": SEQ_CHANGED}
-    planted_ds |= {"attributes": 0, "renamed": 0}
-    if found != plan or found_ds != planted_ds:
-        print(f"MISMATCH: planted {plan} and {planted_ds}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def planted_datasets() -> dict[str, int]:
+    """The data set changes ``build_new`` makes, as ``CompareResult.counts()`` counts them."""
+    return {
+        "added": SEQ_ADDED,
+        "deleted": SEQ_DELETED,
+        "changed": SEQ_CHANGED,
+        "attributes": 0,
+        "renamed": 0,
+    }
