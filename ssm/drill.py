@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emulator.errors import ConflictError, EmulatorError
+from emulator.image.ckd import SEQ_CHARS, piece_name
 
 #: How each evening's standby and the disaster restore are made (printed in the report).
 SCHEME = (
@@ -334,12 +335,14 @@ def _size(n: float) -> str:
 # -- files ----------------------------------------------------------------------------
 def image_files(path: str | os.PathLike) -> list[Path]:
     """The files of one volume image: the image and, for a plain image over 2 GB that
-    Hercules splits, its further pieces (``name_1.ext``...), in order."""
+    Hercules splits, its further pieces (``name_1.ext``...; when ``path`` is itself
+    ``name_1.ext``, the pieces after it), in order."""
     path = Path(path)
     files = [path]
-    stem, dot, ext = path.name.partition(".")
-    for seq in "123456789":
-        piece = path.with_name(f"{stem}_{seq}{dot}{ext}")
+    for seq in range(1, len(SEQ_CHARS) + 1):
+        piece = Path(piece_name(str(path), seq))
+        if piece in files:
+            continue
         if not piece.exists():
             break
         files.append(piece)

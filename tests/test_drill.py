@@ -204,6 +204,10 @@ def test_copy_images_and_sizes(tmp_path):
     copies = copy_images(paths, tmp_path / "dst")
     assert copies == [tmp_path / "dst" / "a.3390", tmp_path / "dst" / "b.3390"]
     assert (tmp_path / "dst" / "b_1.3390").read_bytes() == b"z" * 5
+    # A volume created over 2 GB is named by its first piece: name_1, name_2, ...
+    (src / "c_1.3390").write_bytes(b"1")
+    (src / "c_2.3390").write_bytes(b"2")
+    assert [f.name for f in image_files(src / "c_1.3390")] == ["c_1.3390", "c_2.3390"]
 
 
 def test_drill_refuses_bad_arguments(tmp_path):
