@@ -43,9 +43,21 @@ def parse_dsn(text: str) -> tuple[str, str | None]:
     return validate_dsname(raw), member
 
 
-def open_volume(path: str | os.PathLike, writable: bool = False) -> Volume:
-    """Open one volume image (plain, split, CCKD or CCKD64)."""
-    return Volume.open(path, writable=writable)
+def open_volume(
+    path: str | os.PathLike,
+    writable: bool = False,
+    *,
+    ignore_opened: bool = False,
+    lock_wait: float | None = None,
+) -> Volume:
+    """Open one volume image (plain, split, CCKD or CCKD64).
+
+    A writable open holds the image's writer lock until ``close()``: another writer
+    is waited for up to ``lock_wait`` seconds (default ``$DASD_LOCK_WAIT`` or 5), then
+    refused (ConflictError); readers are never blocked.  ``ignore_opened``: write a
+    compressed image whose header says an emulator has it open (docs/RELIABILITY.md).
+    """
+    return Volume.open(path, writable, ignore_opened=ignore_opened, lock_wait=lock_wait)
 
 
 def create_volume(
@@ -109,15 +121,30 @@ class System:
         self.close()
 
 
-def open_system(paths: Iterable[str | os.PathLike], writable: bool = False) -> System:
-    """Open several volume images as one system; closes what it opened on failure."""
-    volumes: list[Volume] = []
+def open_system(
+    paths: Iterable[str | os.PathLike],
+    writable: bool = False,
+    *,
+    ignore_opened: bool = False,
+    lock_wait: float | None = None,
+) -> System:
+    """Open several volume images as one system; closes what it opened on failure.
+
+    Options as for :func:`open_volume`.  Writer locks are taken in the order of the
+    images' real paths (``System.volumes`` keeps the order given), so two writers of
+    overlapping systems never wait for each other in a circle.
+    """
+    given = [os.fspath(p) for p in paths]
+    order = sorted(range(len(given)), key=lambda i: os.path.realpath(given[i]))
+    opened: dict[int, Volume] = {}
     try:
-        for path in paths:
-            volumes.append(open_volume(path, writable))
-        return System(volumes)
+        for i in order:
+            opened[i] = open_volume(
+                given[i], writable, ignore_opened=ignore_opened, lock_wait=lock_wait
+            )
+        return System([opened[i] for i in range(len(given))])
     except BaseException:
-        for vol in volumes:
+        for vol in opened.values():
             vol.close()
         raise
 

@@ -11,7 +11,8 @@ import os
 from emulator.errors import ConflictError, FormatError, NotFoundError, UnsupportedError
 from emulator.geometry import Device, device_by_code
 from emulator.image.base import DasdImage
-from emulator.image.journal import recover
+from emulator.image.journal import journal_path, recover, recover_locked
+from emulator.image.lock import WriterLock
 from emulator.layouts import parse_at
 from emulator.layouts.ckd import (
     DEVHDR_SIZE,
@@ -64,27 +65,54 @@ def read_header(path: str):
     return hdr, dev
 
 
-def open_image(path: str | os.PathLike, writable: bool = False) -> DasdImage:
-    """Open any CKD image; an interrupted write left by a crash is rolled back first."""
+def open_image(
+    path: str | os.PathLike,
+    writable: bool = False,
+    *,
+    ignore_opened: bool = False,
+    lock_wait: float | None = None,
+) -> DasdImage:
+    """Open any CKD image; an interrupted write left by a crash is rolled back first.
+
+    ``writable``: take the image's writer lock (``emulator.image.lock``) and hold it
+    until ``close()``; another writer holding it is waited for up to ``lock_wait``
+    seconds (default ``$DASD_LOCK_WAIT`` or 5), then ConflictError.  Readers take no
+    lock.  ``ignore_opened``: write a compressed image even though its header says an
+    emulator has it open (the OPENED bit; see :func:`emulator.image.cckd.open_cckd`).
+    """
     path = os.fspath(path)
-    hdr, dev = read_header(path)
-    if os.path.exists(path + ".journal"):
-        # Either a commit is running now (recover waits for it under the commit lock)
-        # or one was interrupted and must be rolled back before anything is read.
-        if not os.access(path, os.W_OK):
-            raise ConflictError(
-                "an interrupted write must be rolled back; open the image read-write", path
-            )
-        recover(path)
-    if writable and not os.access(path, os.W_OK):
+    if not writable:
+        hdr, dev = read_header(path)
+        if os.path.exists(journal_path(path)):
+            # A dead writer's half-done commit is rolled back before anything is read
+            # (a live writer's is waited for, never touched).
+            recover(path, lock_wait)
+            hdr, dev = read_header(path)
+        return _open_kind(path, hdr, dev, False, None, ignore_opened)
+    read_header(path)  # a file that is no image is refused before it is locked
+    if not os.access(path, os.W_OK):
         raise ConflictError("image file is read-only", path)
+    lock = WriterLock(path, lock_wait)
+    try:
+        if os.path.exists(journal_path(path)):
+            recover_locked(path)  # we hold the lock: its writer is dead
+        hdr, dev = read_header(path)
+        return _open_kind(path, hdr, dev, True, lock, ignore_opened)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _open_kind(
+    path: str, hdr, dev: Device, writable: bool, lock: WriterLock | None, ignore_opened: bool
+) -> DasdImage:
     if hdr.dh_devid in ID_PLAIN:
         from emulator.image.ckd import open_ckd
 
-        return open_ckd(path, hdr, dev, writable)
+        return open_ckd(path, hdr, dev, writable, lock)
     from emulator.image.cckd import open_cckd
 
-    return open_cckd(path, hdr, dev, writable)
+    return open_cckd(path, hdr, dev, writable, lock, ignore_opened)
 
 
 def create_image(

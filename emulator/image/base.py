@@ -5,7 +5,8 @@ Higher layers never see file offsets: they read and write track images (HA, R0,
 records, end marker) addressed by absolute track number ``trk = cyl*heads + head``.
 
 Writes are buffered per transaction.  ``with image.transaction():`` commits all of a
-caller's writes or none of them (see ``emulator.image.journal``).
+caller's writes or none of them (see ``emulator.image.journal``).  A writable image
+holds its writer lock (``emulator.image.lock``) from open to :meth:`DasdImage.close`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 
 from emulator.errors import ConflictError, FormatError
 from emulator.geometry import Device
+from emulator.image.lock import WriterLock
 
 CACHE_TRACKS = 256
 
@@ -27,9 +29,18 @@ class DasdImage:
     kind = "?"
 
     def __init__(
-        self, path: str | os.PathLike, device: Device, cyls: int, trksize: int, writable: bool
+        self,
+        path: str | os.PathLike,
+        device: Device,
+        cyls: int,
+        trksize: int,
+        writable: bool,
+        lock: WriterLock | None = None,
     ):
+        if writable and (lock is None or not lock.held):
+            raise ConflictError("a writable image needs its writer lock", path)
         self.path = os.fspath(path)
+        self.lock = lock
         self.device = device
         self.heads = device.heads
         self.cyls = cyls
@@ -148,10 +159,14 @@ class DasdImage:
     def close(self) -> None:
         if self.closed:
             return
-        if self._pending and self._depth == 0:
-            self.commit()
-        self._close()
-        self.closed = True
+        try:
+            if self._pending and self._depth == 0:
+                self.commit()
+        finally:
+            self._close()
+            self.closed = True
+            if self.lock is not None:
+                self.lock.release()
 
     def _close(self) -> None:
         pass

@@ -17,8 +17,10 @@ into free space (best fit, never leaving a gap smaller than a free-space entry) 
 the end of the file; the space they replace becomes free space.  After each commit
 the header statistics, the free-space table (``FREE_BLK`` form, FORMATS.md 2.6) and
 L1/L2 describe the file exactly as ``cckdcdsk -3`` expects: ``cdh_size`` is the file
-size, every gap between allocated spaces is one free-space entry, and the OPENED bit
-is clear.  The file never shrinks (a trailing gap is recorded as free space).
+size and every gap between allocated spaces is one free-space entry.  The OPENED bit
+is left as found: a writable open refuses a file that has it unless told to ignore it
+(:func:`open_cckd`), and then it stays set for ``cckdcdsk`` or the emulator to clear.
+The file never shrinks (a trailing gap is recorded as free space).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from emulator.errors import ConflictError, FormatError, UnsupportedError
 from emulator.geometry import Device
 from emulator.image.base import DasdImage
 from emulator.image.journal import apply_writes
+from emulator.image.lock import WriterLock
 from emulator.layouts import dtype_of, parse_at
 from emulator.layouts.ckd import (
     CDH_SIZE,
@@ -151,8 +154,9 @@ class CckdImage(DasdImage):
         cckd64: bool,
         bigend: bool,
         cdh_raw: bytes,
+        lock: WriterLock | None = None,
     ):
-        super().__init__(path, device, cyls, trksize, writable)
+        super().__init__(path, device, cyls, trksize, writable, lock)
         self.kind = "cckd64" if cckd64 else "cckd"
         self.cckd64 = cckd64
         self.bigend = bigend
@@ -654,7 +658,10 @@ class CckdImage(DasdImage):
         hdr = dict(self.cdh)
         hdr.pop("_io", None)
         hdr.update(
-            cdh_opts=(self.cdh.cdh_opts | OPT_OPENRW) & ~(OPT_OPENED | OPT_SPERRS) & 0xFF,
+            # OPENED is kept as found: it is clear unless the open overrode it, and then
+            # it is an emulator's claim that a commit of ours cannot withdraw.  Space
+            # errors are gone: free space is rebuilt from L1/L2 on every commit.
+            cdh_opts=(self.cdh.cdh_opts | OPT_OPENRW) & ~OPT_SPERRS & 0xFF,
             cdh_size=space.size,
             cdh_used=space.size - free_gaps - imbed,
             free_off=fb_off,
@@ -674,7 +681,7 @@ class CckdImage(DasdImage):
 
         self._fh.flush()
         try:
-            apply_writes([self.path], [(0, off, data) for off, data in writes])
+            apply_writes([self.path], [(0, off, data) for off, data in writes], self.lock)
         except BaseException:
             # The file may be half written; the journal beside it puts it back at the
             # next open.  This object no longer knows what is on disk.
@@ -694,8 +701,20 @@ class CckdImage(DasdImage):
         self._fh.close()
 
 
-def open_cckd(path: str, header, device: Device, writable: bool) -> CckdImage:
-    """Open a CCKD/CCKD64 file whose 512-byte device header is already parsed."""
+def open_cckd(
+    path: str,
+    header,
+    device: Device,
+    writable: bool,
+    lock: WriterLock | None = None,
+    ignore_opened: bool = False,
+) -> CckdImage:
+    """Open a CCKD/CCKD64 file whose 512-byte device header is already parsed.
+
+    ``lock``: the writer lock of a writable open.  A writable open is refused while
+    the header's OPENED bit says an emulator has the file open (or died with it open),
+    unless ``ignore_opened``: writing beside a running Hercules loses data, since it
+    keeps L2 tables and free space in memory and writes them back."""
     cckd64 = header.dh_devid == b"CKD_C064"
     if header.dh_trksize != device.trksize:
         raise FormatError(
@@ -733,13 +752,14 @@ def open_cckd(path: str, header, device: Device, writable: bool) -> CckdImage:
     if writable:
         if cdh.cmp_algo not in _ALGO_NAMES:
             raise FormatError(f"unknown default compression code {cdh.cmp_algo}", path)
-        if cdh.cdh_opts & OPT_OPENED:
+        if cdh.cdh_opts & OPT_OPENED and not ignore_opened:
             raise ConflictError(
-                "the header says the file is open in another program or was not closed "
-                "cleanly (OPENED bit); run cckdcdsk on it first",
+                "the header says an emulator has it open or did not close it (OPENED "
+                "bit): stop the emulator or run cckdcdsk -f, or write anyway with "
+                "--ignore-opened (ignore_opened=True)",
                 path,
             )
-    return CckdImage(path, device, cyls, header.dh_trksize, writable, cckd64, bigend, cdh_raw)
+    return CckdImage(path, device, cyls, header.dh_trksize, writable, cckd64, bigend, cdh_raw, lock)
 
 
 def create_cckd(
@@ -794,9 +814,15 @@ def create_cckd(
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        return open_cckd(path, _parsed_header(path), device, writable=True)
+        lock = WriterLock(path)
     except BaseException:
         os.unlink(path)  # never leave a half-made file behind
+        raise
+    try:
+        return open_cckd(path, _parsed_header(path), device, writable=True, lock=lock)
+    except BaseException:
+        lock.release()
+        os.unlink(path)
         raise
 
 

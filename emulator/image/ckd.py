@@ -14,6 +14,7 @@ from emulator.errors import FormatError
 from emulator.geometry import Device
 from emulator.image.base import DasdImage
 from emulator.image.journal import apply_writes
+from emulator.image.lock import WriterLock
 from emulator.layouts import parse_at
 from emulator.layouts.ckd import DEVHDR_SIZE, DeviceHeader
 
@@ -66,10 +67,11 @@ class CkdImage(DasdImage):
         pieces: list[tuple[str, int, int]],
         trksize: int,
         writable: bool,
+        lock: WriterLock | None = None,
     ):
         # pieces: (file name, first cylinder, cylinder count)
         cyls = sum(n for _, _, n in pieces)
-        super().__init__(path, device, cyls, trksize, writable)
+        super().__init__(path, device, cyls, trksize, writable, lock)
         self.pieces = pieces
         self._files = [open(name, "r+b" if writable else "rb") for name, _, _ in pieces]  # noqa: SIM115
 
@@ -110,7 +112,7 @@ class CkdImage(DasdImage):
             writes.append((idx, offset, image + bytes(self.trksize - len(image))))
         for fh in self._files:
             fh.flush()
-        apply_writes(self.files, writes)
+        apply_writes(self.files, writes, self.lock)
 
     def read_slot(self, trk: int) -> bytes:
         """The raw track slot bytes, padding included (for byte-level comparisons)."""
@@ -158,8 +160,11 @@ class CkdImage(DasdImage):
             fh.close()
 
 
-def open_ckd(path: str, header: dict, device: Device, writable: bool) -> CkdImage:
-    """Open a plain image whose first header is already parsed; finds split pieces."""
+def open_ckd(
+    path: str, header: dict, device: Device, writable: bool, lock: WriterLock | None = None
+) -> CkdImage:
+    """Open a plain image whose first header is already parsed; finds split pieces.
+    ``lock``: the writer lock of a writable open (on ``path``, the first piece)."""
     trksize, heads = header.dh_trksize, header.dh_heads
     if header.dh_fileseq == 0:
         names = [path]
@@ -213,7 +218,7 @@ def open_ckd(path: str, header: dict, device: Device, writable: bool) -> CkdImag
             )
         pieces.append((name, first, count))
         first += count
-    return CkdImage(path, device, pieces, trksize, writable)
+    return CkdImage(path, device, pieces, trksize, writable, lock)
 
 
 __all__ = ["CkdImage", "open_ckd", "piece_name", "max_cyls_per_file", "header_bytes"]
@@ -255,8 +260,13 @@ def create_ckd(path: str, device: Device, cyls: int) -> CkdImage:
                         img = null_track(cyl, head)
                         cylinder[head * trksize : head * trksize + len(img)] = img
                     fh.write(cylinder)
+        lock = WriterLock(layout[0][0])
     except BaseException:
         for name in created:
             os.unlink(name)
         raise
-    return CkdImage(layout[0][0], device, layout, trksize, writable=True)
+    try:
+        return CkdImage(layout[0][0], device, layout, trksize, writable=True, lock=lock)
+    except BaseException:
+        lock.release()
+        raise

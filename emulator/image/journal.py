@@ -7,13 +7,15 @@ Every commit that changes image files goes through :func:`apply_writes`:
 2. the new bytes are written and flushed;
 3. the journal is deleted.
 
-Steps 1-3 run under an exclusive ``flock`` on the first image file (:func:`commit_lock`).
-A journal found at open time (:func:`recover`) is only acted on under that same lock,
-and only if it is still there once the lock is held: a journal whose writer is alive
-(committing right now) is waited for, never rolled back under it.  A journal that
-survives its writer means step 2 may be half done: if the journal is whole (its trailer CRC matches) the saved bytes are put back and the files
-cut to their old sizes, so the image is exactly as before the interrupted commit; a
-journal without a valid trailer means step 2 never started, and it is simply removed.
+Only the holder of the image's writer lock (:class:`emulator.image.lock.WriterLock`,
+taken at a writable open and held until close) commits, so a journal whose writer is
+alive always has that lock held.  A journal found at open time is acted on only under
+the writer lock: a writable open holds it anyway; a read-only open takes it just long
+enough to roll back, and only when no live writer holds it (:func:`recover`).  A
+journal that survives its writer means step 2 may be half done: if the journal is
+whole (its trailer CRC matches) the saved bytes are put back and the files cut to their
+old sizes, so the image is exactly as before the interrupted commit; a journal without
+a valid trailer means step 2 never started, and it is simply removed.
 
 Journal layout (all big-endian)::
 
@@ -24,42 +26,17 @@ Journal layout (all big-endian)::
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import struct
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from emulator.errors import ConflictError, IntegrityError
+from emulator.image.lock import WriterLock, dead_writer_lock, describe_holder, held_here, lock_wait
 
 MAGIC = b"DASDJNL1"
 TRAILER = b"END!"
-#: How long to wait for another process's commit before giving up (a commit of even a
-#: large transaction takes well under a second; a stuck holder must not hang us).
-LOCK_WAIT = 30.0
-
-
-@contextlib.contextmanager
-def commit_lock(first_file: str, wait: float = LOCK_WAIT) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on the image's first file (waits up to ``wait`` s)."""
-    fd = os.open(first_file, os.O_RDONLY)
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise ConflictError(
-                        f"another program has held the image locked for {wait:.0f} s", first_file
-                    ) from None
-                time.sleep(0.005)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
 
 
 def journal_path(first_file: str) -> str:
@@ -79,18 +56,23 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def apply_writes(files: Sequence[str], writes: Sequence[tuple[int, int, bytes]]) -> None:
-    """Write ``(file index, offset, data)`` ranges into ``files`` all-or-nothing."""
+def apply_writes(
+    files: Sequence[str], writes: Sequence[tuple[int, int, bytes]], lock: WriterLock
+) -> None:
+    """Write ``(file index, offset, data)`` ranges into ``files`` all-or-nothing.
+
+    ``lock`` is the writer lock of the image, which the caller holds."""
     if not writes:
         return
+    if not lock.held:
+        raise ConflictError("commit without the image's writer lock", files[0])
     sizes = [os.path.getsize(f) for f in files]
     body = bytearray(MAGIC)
     body += struct.pack(">I", len(files))
     for name, size in zip(files, sizes, strict=True):
         raw = os.path.basename(name).encode()
         body += struct.pack(">H", len(raw)) + raw + struct.pack(">Q", size)
-    with commit_lock(files[0]):
-        _apply_locked(files, writes, sizes, body)
+    _apply_locked(files, writes, sizes, body)
 
 
 def _apply_locked(files, writes, sizes, body: bytearray) -> None:
@@ -124,23 +106,48 @@ def _apply_locked(files, writes, sizes, body: bytearray) -> None:
     _fsync_dir(files[0])
 
 
-def recover(first_file: str) -> str | None:
-    """Undo an interrupted commit of the image whose first file is ``first_file``.
+def recover(first_file: str, wait: float | None = None) -> str | None:
+    """For a read-only open: undo a commit that a dead writer left half done.
 
-    Waits for a commit in progress (its journal then disappears by itself).  Returns
-    None when there was nothing to do, else a short description of what was done
-    ("rolled back" or "discarded an unapplied journal").
+    A journal of a live writer (it holds the writer lock, so it is committing now) is
+    never touched: this waits up to ``wait`` seconds (:func:`lock_wait`) for it to
+    disappear, then refuses.  A dead writer's journal is rolled back under the writer
+    lock, which needs write permission on the image (a read-only reader is refused:
+    reading the half-written image would give wrong data).  Returns None when there
+    was nothing to do, else what was done.
     """
-    if not os.path.exists(journal_path(first_file)):
-        return None
-    with commit_lock(first_file):
-        return _recover_locked(first_file)
+    jpath = journal_path(first_file)
+    deadline = time.monotonic() + lock_wait(wait)
+    while os.path.exists(jpath):
+        with dead_writer_lock(first_file) as dead:
+            if dead:
+                if not os.access(first_file, os.W_OK):
+                    raise ConflictError(
+                        "an interrupted write must be rolled back; open the image read-write",
+                        first_file,
+                    )
+                return recover_locked(first_file)
+        if held_here(first_file):
+            raise ConflictError(
+                "a failed commit of this process's writable open of the image is not "
+                "rolled back yet; close that first",
+                first_file,
+            )
+        if time.monotonic() >= deadline:
+            with open(first_file, "rb") as fh:
+                holder = describe_holder(fh.fileno())
+            raise ConflictError(
+                f"another writer{holder} is in the middle of a commit; try again", first_file
+            )
+        time.sleep(0.01)
+    return None
 
 
-def _recover_locked(first_file: str) -> str | None:
+def recover_locked(first_file: str) -> str | None:
+    """Undo an interrupted commit; the caller holds the image's writer lock."""
     jpath = journal_path(first_file)
     if not os.path.exists(jpath):
-        return None  # its writer finished while we waited for the lock
+        return None
     with open(jpath, "rb") as jf:
         body = jf.read()
     whole = (
@@ -191,4 +198,4 @@ def _recover_locked(first_file: str) -> str | None:
     return "rolled back an interrupted write"
 
 
-__all__ = ["apply_writes", "recover", "journal_path", "commit_lock"]
+__all__ = ["apply_writes", "recover", "recover_locked", "journal_path"]

@@ -173,9 +173,17 @@ class Volume:
 
     # -- opening and creating ---------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike, writable: bool = False) -> Volume:
-        """Open an existing volume image (plain CKD, split, CCKD, CCKD64)."""
-        image = open_image(path, writable=writable)
+    def open(
+        cls,
+        path: str | os.PathLike,
+        writable: bool = False,
+        *,
+        ignore_opened: bool = False,
+        lock_wait: float | None = None,
+    ) -> Volume:
+        """Open an existing volume image (plain CKD, split, CCKD, CCKD64); the keyword
+        arguments are :func:`emulator.image.open_image`'s (writer lock, OPENED bit)."""
+        image = open_image(path, writable, ignore_opened=ignore_opened, lock_wait=lock_wait)
         try:
             return cls(image)
         except BaseException:
