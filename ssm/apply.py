@@ -1854,8 +1854,8 @@ def _outside(basket: Basket, system: api.System, limits: DsnFilter) -> list[str]
 
 
 # -- public entry points --------------------------------------------------------------
-def _open(paths: Sequence[str], writable: bool) -> api.System:
-    return api.open_system(paths, writable=writable)
+def _open(paths: Sequence[str], writable: bool, ignore_opened: bool = False) -> api.System:
+    return api.open_system(paths, writable=writable, ignore_opened=ignore_opened)
 
 
 @contextlib.contextmanager
@@ -1950,16 +1950,18 @@ def recover(
     targets: Sequence[str | os.PathLike],
     *,
     progress: Callable[[ImportProgress], None] | None = None,
+    ignore_opened: bool = False,
 ) -> str | None:
     """Roll back an interrupted import on ``targets`` (docs/import.md "Recovery");
-    returns what was done, or None when there was nothing to recover."""
+    returns what was done, or None when there was nothing to recover.
+    ``ignore_opened``: as for :func:`import_basket`."""
     t0 = time.perf_counter()
     paths = [os.fspath(p) for p in targets]
     with _exclusive(paths):
         intent = _find_intent(paths)
         if intent is None:
             return None
-        with _open(paths, writable=True) as system:
+        with _open(paths, writable=True, ignore_opened=ignore_opened) as system:
             _check_targets(intent, system)
             return _rollback(intent, system, paths, progress, t0)
 
@@ -1975,13 +1977,16 @@ def import_basket(
     progress: Callable[[ImportProgress], None] | None = None,
     include: Iterable[str] = (),
     exclude: Iterable[str] = (),
+    ignore_opened: bool = False,
 ) -> ImportResult:
     """Apply the basket at ``basket_path`` to the volume images ``targets`` (one
     system), following docs/import.md.  ``dry_run``: plan and report, write nothing;
     ``backout``: write the basket that restores the before state there; ``force``:
     apply over drifted objects where possible; ``key``: refuse a basket not signed with
     it; ``include``/``exclude``: data set name patterns (``ssm.patterns``) limiting
-    what the basket may touch, e.g. ``exclude=["SYS1.**"]``.  Refusals for drift or
+    what the basket may touch, e.g. ``exclude=["SYS1.**"]``; ``ignore_opened``: write
+    compressed targets whose header says an emulator has them open (OPENED bit;
+    docs/RELIABILITY.md).  Refusals for drift or
     for the limits come back in the result (``refused`` with ``conflicts`` or
     ``outside``), nothing written; damage, space and other errors raise
     :class:`emulator.errors.EmulatorError`."""
@@ -1992,10 +1997,14 @@ def import_basket(
         raise FormatError("no target volumes given")
     limits = DsnFilter(include, exclude)  # a malformed pattern stops here
     with _exclusive(paths):
-        return _import(path, paths, dry_run, backout, force, key, progress, t0, limits)
+        return _import(
+            path, paths, dry_run, backout, force, key, progress, t0, limits, ignore_opened
+        )
 
 
-def _import(path, paths, dry_run, backout, force, key, progress, t0, limits) -> ImportResult:
+def _import(
+    path, paths, dry_run, backout, force, key, progress, t0, limits, ignore_opened
+) -> ImportResult:
     """:func:`import_basket` under the import lock (docs/import.md "Order of work")."""
     result = ImportResult(basket=path, targets=paths, dry_run=dry_run)
     with read_basket(path, key) as basket:
@@ -2004,7 +2013,7 @@ def _import(path, paths, dry_run, backout, force, key, progress, t0, limits) -> 
         run.decode()
         this_id = basket_id(path)
         intent = _find_intent(paths)
-        with _open(paths, writable=not dry_run) as system:
+        with _open(paths, writable=not dry_run, ignore_opened=ignore_opened) as system:
             run.system = system
             if intent is not None:
                 _check_targets(intent, system)

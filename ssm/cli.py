@@ -464,6 +464,7 @@ def cmd_import(args) -> int:
             force=args.force,
             key=key,
             progress=progress if meter.enabled else None,
+            ignore_opened=args.ignore_opened,
             include=args.include or (),
             exclude=args.exclude or (),
         )
@@ -763,6 +764,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dry-run", action="store_true", help="check and report; write nothing")
     sp.add_argument("--backout", metavar="OUT", help="write the basket that undoes this import")
     sp.add_argument("--force", action="store_true", help="apply over drift (reported)")
+    sp.add_argument(
+        "--ignore-opened",
+        action="store_true",
+        help="a compressed target's header says an emulator has it open (OPENED bit): "
+        "write anyway, only with the emulator stopped",
+    )
     sp.add_argument(
         "--include",
         action="append",

@@ -109,12 +109,15 @@ def _read_input(path: str) -> bytes:
 class _Opened:
     """Open a volume for one command and close it however the command ends."""
 
-    def __init__(self, path: str, writable: bool = False):
+    def __init__(self, path: str, writable: bool = False, ignore_opened: bool = False):
         self.path = path
         self.writable = writable
+        self.ignore_opened = ignore_opened
 
     def __enter__(self):
-        self.vol = _api().open_volume(self.path, writable=self.writable)
+        self.vol = _api().open_volume(
+            self.path, writable=self.writable, ignore_opened=self.ignore_opened
+        )
         return self.vol
 
     def __exit__(self, *exc) -> None:
@@ -277,7 +280,7 @@ def cmd_put(args) -> int:
         unit, pri, sec, dirblks = args.space
         space = (unit, pri, sec)
     what = f"{dsname}({member})" if member else dsname
-    with _Opened(args.image, writable=True) as vol:
+    with _Opened(args.image, writable=True, ignore_opened=args.ignore_opened) as vol:
         if args.text:
             try:
                 text = raw.decode("utf-8")
@@ -309,7 +312,7 @@ def cmd_alloc(args) -> int:
     unit, pri, sec, dirblks = args.space
     if args.dsorg == "PO" and dirblks == 0:
         raise CliError("a PO data set needs directory blocks: --space UNIT,PRI,SEC,DIRBLKS")
-    with _Opened(args.image, writable=True) as vol:
+    with _Opened(args.image, writable=True, ignore_opened=args.ignore_opened) as vol:
         info = _api().allocate(
             vol,
             args.dsn,
@@ -327,7 +330,7 @@ def cmd_alloc(args) -> int:
 
 def cmd_rm(args) -> int:
     dsname, member = _api().parse_dsn(args.dsn)
-    with _Opened(args.image, writable=True) as vol:
+    with _Opened(args.image, writable=True, ignore_opened=args.ignore_opened) as vol:
         _api().remove(vol, args.dsn)
     _out(
         f"{args.image}: removed {dsname}({member})" if member else f"{args.image}: removed {dsname}"
@@ -336,7 +339,7 @@ def cmd_rm(args) -> int:
 
 
 def cmd_rename(args) -> int:
-    with _Opened(args.image, writable=True) as vol:
+    with _Opened(args.image, writable=True, ignore_opened=args.ignore_opened) as vol:
         _api().rename(vol, args.old, args.new)
     _out(f"{args.image}: renamed {args.old.upper()} to {args.new.upper()}")
     return EXIT_OK
@@ -478,20 +481,24 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--text", action="store_true", help="the file is text: one line per record")
     sp.add_argument("--codepage", default="1047")
     dcb_opts(sp, required=False)
+    writer_opts(sp)
 
     sp = add("alloc", cmd_alloc, "allocate a data set")
     sp.add_argument("image")
     sp.add_argument("dsn")
     dcb_opts(sp, required=True)
+    writer_opts(sp)
 
     sp = add("rm", cmd_rm, "scratch a data set or delete a member")
     sp.add_argument("image")
     sp.add_argument("dsn", metavar="DSN|DSN(MEMBER)")
+    writer_opts(sp)
 
     sp = add("rename", cmd_rename, "rename a data set, or a member: DSN(OLD) NEW")
     sp.add_argument("image")
     sp.add_argument("old")
     sp.add_argument("new")
+    writer_opts(sp)
 
     sp = add("check", cmd_check, "check VTOC, free space, extents and directories")
     sp.add_argument("image")
@@ -520,6 +527,17 @@ def dcb_opts(sp: argparse.ArgumentParser, required: bool) -> None:
     sp.add_argument("--blksize", type=_nonneg, required=required)
     sp.add_argument("--keylen", type=_nonneg, default=0, help=argparse.SUPPRESS)
     sp.add_argument("--space", type=_space, required=required, metavar="TRK|CYL,PRI,SEC[,DIR]")
+
+
+def writer_opts(sp: argparse.ArgumentParser) -> None:
+    """Options of the subcommands that write an existing image."""
+    sp.add_argument(
+        "--ignore-opened",
+        action="store_true",
+        help="a compressed image's header says an emulator has it open (OPENED bit): "
+        "write anyway.  Only when the emulator is stopped or has the device detached; "
+        "the bit stays set for cckdcdsk to check and clear",
+    )
 
 
 def _version() -> str:

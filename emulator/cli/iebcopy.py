@@ -47,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="unload files written: vs = RECFM=VS blocks with BDW/SDW (default); "
         "records = bare logical records (Hercules dasdload method VS)",
     )
+    p.add_argument(
+        "--ignore-opened",
+        action="store_true",
+        help="a compressed output image's header says an emulator has it open (OPENED "
+        "bit): write anyway.  Only when the emulator is stopped or has the device "
+        "detached; the bit stays set for cckdcdsk to check and clear",
+    )
     return p
 
 
@@ -64,9 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise EmulatorError(f"DD name {dup} is bound twice")
         descriptors = args.unload_format == "vs"
         if args.sysin == "-":
-            result = iebcopy.run(sys.stdin.read(), dds, descriptors)
+            result = iebcopy.run(
+                sys.stdin.read(), dds, descriptors, ignore_opened=args.ignore_opened
+            )
         else:
-            result = iebcopy.run_file(args.sysin, dds, descriptors)
+            result = iebcopy.run_file(
+                args.sysin, dds, descriptors, ignore_opened=args.ignore_opened
+            )
     except EmulatorError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -38,11 +38,11 @@ def _node_user(text: str) -> tuple[str, str]:
 
 
 @contextlib.contextmanager
-def _opened(image: str, writable: bool) -> Iterator:
+def _opened(image: str, writable: bool, ignore_opened: bool = False) -> Iterator:
     """The volume of ``image``, closed however the command ends."""
     from emulator import api
 
-    vol = api.open_volume(image, writable=writable)
+    vol = api.open_volume(image, writable=writable, ignore_opened=ignore_opened)
     try:
         yield vol
     finally:
@@ -57,7 +57,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
         for line in lines:
             _out(line)
 
-    with _opened(args.image, writable=True) as vol:
+    with _opened(args.image, writable=True, ignore_opened=args.ignore_opened) as vol:
         infos = receive(args.file, vol, args.dsn, replace=args.replace, on_message=show)
         for info in infos:
             _out(
@@ -102,6 +102,9 @@ def add_subcommands(add: Callable[[str, Callable, str], argparse.ArgumentParser]
         action="store_true",
         help="write into an existing data set (a PDS gets the members, replacing same names)",
     )
+    from emulator.cli.dasd import writer_opts
+
+    writer_opts(sp)
 
     sp = add("transmit", cmd_transmit, "write a PDS or sequential data set as a TSO XMIT file")
     sp.add_argument("image")

@@ -463,8 +463,9 @@ class Result:
 
 
 class _Run:
-    def __init__(self, dds: dict[str, DD], unload_descriptors: bool):
+    def __init__(self, dds: dict[str, DD], unload_descriptors: bool, ignore_opened: bool):
         self.dds = dds
+        self.ignore_opened = ignore_opened
         self.lines: list[str] = [HEADER, ""]
         self.rc = 0
         self.unload_descriptors = unload_descriptors
@@ -483,12 +484,28 @@ class _Run:
         step writes to it."""
         from emulator.volume.volume import Volume
 
-        key = os.path.abspath(dd.image)
+        key = os.path.realpath(dd.image)
         vol = self.volumes.get(key)
         if vol is None:
-            vol = Volume.open(dd.image, writable=key in self.writable)
+            vol = Volume.open(
+                dd.image, writable=key in self.writable, ignore_opened=self.ignore_opened
+            )
             self.volumes[key] = vol
         return vol
+
+    def lock_outputs(self) -> None:
+        """Open every output image before the first step, in the order of their real
+        paths: two runs writing the same images then never each hold one writer lock
+        and wait for the other's."""
+        from emulator.volume.volume import Volume
+
+        for key in sorted(self.writable):
+            try:
+                self.volumes[key] = Volume.open(
+                    key, writable=True, ignore_opened=self.ignore_opened
+                )
+            except EmulatorError:
+                pass  # reported by the first step that writes there (IEB1017E)
 
     def close(self) -> None:
         for vol in self.volumes.values():
@@ -505,14 +522,18 @@ def run(
     sysin: str,
     dds: Iterable[DD] | dict[str, DD],
     unload_descriptors: bool = True,
+    *,
+    ignore_opened: bool = False,
 ) -> Result:
     """Run IEBCOPY control statements ``sysin`` with the DD bindings ``dds``.
 
     Returns the return code and listing; errors in the data become listing messages
     and return codes, not exceptions.  ``unload_descriptors``: unload files get VS
-    BDW/SDW descriptors (False: bare records, Hercules dasdload method VS)."""
+    BDW/SDW descriptors (False: bare records, Hercules dasdload method VS).
+    ``ignore_opened``: write compressed output images whose header says an emulator
+    has them open (emulator.image.open_image)."""
     bound = dict(dds) if isinstance(dds, dict) else {d.name: d for d in dds}
-    r = _Run(bound, unload_descriptors)
+    r = _Run(bound, unload_descriptors, ignore_opened)
     cards = read_cards(sysin)
     if not any(c[:STATEMENT_END].strip() and not c.startswith("*") for c in cards):
         cards = [" COPY OUTDD=SYSUT2,INDD=SYSUT1"]
@@ -522,8 +543,9 @@ def run(
     for s in steps:
         out = bound.get(s.outdd) if not s.error else None
         if out is not None and out.image is not None:
-            r.writable.add(os.path.abspath(out.image))
+            r.writable.add(os.path.realpath(out.image))
     try:
+        r.lock_outputs()
         for step in steps:
             for st in step.statements:
                 for card in st.cards:
@@ -766,7 +788,13 @@ def _unload_step(r: _Run, step: Step, out: DD) -> None:
             r.severity(4)
 
 
-def run_file(sysin_path: str, dds: Iterable[DD], unload_descriptors: bool = True) -> Result:
+def run_file(
+    sysin_path: str,
+    dds: Iterable[DD],
+    unload_descriptors: bool = True,
+    *,
+    ignore_opened: bool = False,
+) -> Result:
     """:func:`run` with SYSIN read from a file (``-`` is not handled here)."""
     try:
         with open(sysin_path, encoding="utf-8", errors="replace") as fh:
@@ -780,7 +808,7 @@ def run_file(sysin_path: str, dds: Iterable[DD], unload_descriptors: bool = True
                 _msg("IEB147I", "END OF JOB -16 WAS HIGHEST SEVERITY CODE"),
             ],
         )
-    return run(text, dds, unload_descriptors)
+    return run(text, dds, unload_descriptors, ignore_opened=ignore_opened)
 
 
 __all__ = [
