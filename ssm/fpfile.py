@@ -271,7 +271,9 @@ def loads(data: bytes, path: str | os.PathLike | None = None) -> m.Fingerprint:
     meta = _json_payload(data, sections, "meta", path)
     vols = _json_payload(data, sections, "volumes", path)
     try:
-        counts = {k: int(meta[k]) for k in ("datasets", "members", "groups", "extents")}
+        counts = {k: meta[k] for k in ("datasets", "members", "groups", "extents")}
+        if not all(type(n) is int and n >= 0 for n in counts.values()):
+            raise FormatError(f"meta section: row counts {counts} are not whole numbers", path)
         created = _dt.datetime.fromisoformat(meta["created"])
         tool, algorithm = str(meta["tool"]), str(meta["algorithm"])
         version = int(meta["format"])
@@ -296,14 +298,12 @@ def loads(data: bytes, path: str | os.PathLike | None = None) -> m.Fingerprint:
                     track_sigs=np.frombuffer(sig_raw, dtype="<u8").copy(),
                 )
             )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         if isinstance(exc, FormatError):
             raise
         raise FormatError(f"meta or volumes section: {exc!r}", path) from None
     if algorithm != m.ALGORITHM:
         raise UnsupportedError(f"digest algorithm {algorithm!r}", path)
-    if any(n < 0 for n in counts.values()):
-        raise FormatError("negative row count in the meta section", path)
     tables = {
         name: _table(data, sections, name, dtype, counts[name], path)
         for name, dtype in TABLES.items()

@@ -449,6 +449,11 @@ def _build(
         entries = parse_blocks(dir_blocks, where=f"{where} unload".strip())
     except EmulatorError as exc:
         raise exc.located(path) from None
+    blank = next((i for i, e in enumerate(entries) if not e.name), None)
+    if blank is not None:  # eight blanks: no member can be written under that name
+        raise FormatError(
+            f"directory entry {blank + 1} has a blank member name", path, f"{where} unload".strip()
+        )
 
     if pdse:
 

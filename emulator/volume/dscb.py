@@ -270,6 +270,14 @@ def dataset_info(
 ) -> DatasetInfo:
     """Build a :class:`DatasetInfo` from an F1/F8 and its F3 DSCBs (F9s left out)."""
     f1 = format1_fields(f1_raw, where, path)
+    dsname = dsname_of(f1.ds1dsnam)
+    if not (dsname.isascii() and dsname.isprintable()):
+        # Damage, not a name: no code page maps a valid name outside printable ASCII.
+        raise FormatError(
+            f"the data set name X'{bytes(f1.ds1dsnam).hex().upper()}' is not text",
+            path,
+            where,
+        )
     extents = [e for e in (extent_of(x, heads) for x in (f1.ds1ext1, f1.ds1ext2, f1.ds1ext3)) if e]
     for raw in f3_raws:
         extents.extend(format3_extents(raw, heads, where, path))
@@ -285,7 +293,7 @@ def dataset_info(
     first = extents[0].tracks if extents else 0
     primary = -(-first // heads) if unit == "CYL" else first
     return DatasetInfo(
-        dsname=dsname_of(f1.ds1dsnam),
+        dsname=dsname,
         volser=volser,
         dsorg=dsorg_text(f1.ds1dsorg),
         recfm=recfm_text(f1.ds1recfm),

@@ -58,6 +58,18 @@ PAYLOAD_FORMS = {
 }
 DCB_KEYS = ("dsorg", "recfm", "lrecl", "blksize", "keylen")
 SPACE_KEYS = ("unit", "primary", "secondary", "dirblks")
+_TEXT_KEYS = ("dsorg", "recfm", "unit")
+#: The largest value of each number in ``dcb`` and ``space``: the width of the DSCB
+#: field it ends up in (a crafted manifest must not size an allocation).
+_LIMITS = {
+    "lrecl": 0xFFFF,
+    "blksize": 0xFFFF,
+    "keylen": 0xFF,
+    "primary": 0xFFFFFF,
+    "secondary": 0xFFFFFF,
+    "dirblks": 0xFFFFFF,
+    "tracks": 0xFFFFFFFF,
+}
 
 _DIGEST_RE = re.compile(r"blake3:[0-9a-f]{64}\Z")
 
@@ -230,6 +242,8 @@ def _opt_range(value) -> tuple[int, int] | None:
 
 
 def _opt_dict(value, keys: Sequence[str]) -> dict | None:
+    """An object with at least ``keys``; text values (DSORG, RECFM, unit) must be
+    strings and every other known value a non-negative integer within its limit."""
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -237,6 +251,12 @@ def _opt_dict(value, keys: Sequence[str]) -> dict | None:
     missing = [k for k in keys if k not in value]
     if missing:
         raise ValueError(f"{value!r} lacks {', '.join(missing)}")
+    for key in _TEXT_KEYS:
+        if key in value:
+            _str(value[key])
+    for key, limit in _LIMITS.items():
+        if key in value and _int(value[key]) > limit:
+            raise ValueError(f"{key} {value[key]} is more than {limit}")
     return dict(value)
 
 
