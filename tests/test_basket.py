@@ -525,3 +525,18 @@ def test_state_digests_ignore_placement():
     renamed = _fp([{**base, "dsname": b"C.D"}], [mrow])  # NEW names map back to OLD's
     assert ops.system_state(renamed) != ops.system_state(a)
     assert ops.system_state(renamed, maps=["A.B=C.D"], side="new") == ops.system_state(a)
+
+
+@pytest.mark.parametrize("policy", ["bz2", "lzma", "auto"])
+def test_no_codec_inflates_past_the_ratio_a_reader_accepts(policy):
+    """bzip2 and xz pack a run of one byte far past deflate's 1032:1; the writer falls
+    back so that every frame it makes passes the reader's bound (which keeps a small
+    crafted basket from making the reader allocate gigabytes)."""
+    from ssm.basket import fmt
+
+    data = b"\x40" * (4 << 20)
+    codec, stored = fmt.compress_payload(data, policy)
+    assert len(data) <= fmt.MAX_RATIO * len(stored)
+    assert not fmt._inflates_too_far(codec, len(data), len(stored))
+    assert fmt._inflate(codec, stored, len(data), "test", None) == data
+    assert fmt._inflates_too_far(fmt.CODEC_BZ2, 1 << 30, 785)  # a 1 GiB bomb in 785 bytes

@@ -61,6 +61,11 @@ MANIFEST_ZLIB_LEVEL = 6
 #: A frame or section may not claim to inflate to more than this (bounds memory on a
 #: crafted file whose digests are right).
 MAX_RAW = 1 << 40
+#: Nor to inflate to more than this many times its stored size: deflate's own limit
+#: (1032:1), which the writer keeps to for every codec (bzip2 and xz can go far past it
+#: on runs of one byte).  So a frame's decoded size is bounded by the file's size: a
+#: small crafted basket cannot make a reader allocate gigabytes.
+MAX_RATIO = 1032
 _CHUNK = 16 << 20  # hashing granularity when checking (bounded memory views)
 
 
@@ -80,9 +85,17 @@ def compress_payload(data: bytes, policy: str = "auto") -> tuple[int, bytes]:
         codec, packed = CODEC_BZ2, bz2.compress(data, 9)
     else:
         codec, packed = CODEC_LZMA, lzma.compress(data, format=lzma.FORMAT_XZ, preset=6)
-    if len(packed) >= len(data):
+    if codec != CODEC_ZLIB and len(data) > MAX_RATIO * len(packed):
+        codec, packed = CODEC_ZLIB, zlib.compress(data, 9)  # within MAX_RATIO
+    if len(packed) >= len(data) or len(data) > MAX_RATIO * len(packed):
         return CODEC_STORED, bytes(data)
     return codec, packed
+
+
+def _inflates_too_far(codec: int, raw_len: int, stored_len: int) -> bool:
+    """A length no basket writer makes: past MAX_RAW, or past MAX_RATIO of the stored
+    bytes (docs/formats/basket.md "Integrity")."""
+    return raw_len > MAX_RAW or (codec != CODEC_STORED and raw_len > MAX_RATIO * stored_len)
 
 
 def _inflate(codec: int, stored: bytes, raw_len: int, where: str, path: str | None) -> bytes:
@@ -488,7 +501,7 @@ def _verify(buf, size: int, path: str, key: bytes | None) -> Basket:
         start = pos + SECTION.size
         if stored_len > tpos - start:
             raise FormatError(f"section of {stored_len} bytes runs past the trailer", path, where)
-        if codec not in (CODEC_STORED, CODEC_ZLIB) or raw_len > MAX_RAW:
+        if codec not in (CODEC_STORED, CODEC_ZLIB) or _inflates_too_far(codec, raw_len, stored_len):
             raise FormatError(f"bad codec {codec} or length {raw_len}", path, where)
         if codec == CODEC_STORED and raw_len != stored_len:
             raise FormatError(f"stored section of {stored_len} bytes says {raw_len}", path, where)
@@ -515,7 +528,11 @@ def _verify(buf, size: int, path: str, key: bytes | None) -> Basket:
         fcodec, freserved, raw_len, stored_len, fdigest = FRAME.unpack(
             buf[fpos : fpos + FRAME.size]
         )
-        if fcodec not in CODEC_NAMES or any(freserved) or raw_len > MAX_RAW:
+        if (
+            fcodec not in CODEC_NAMES
+            or any(freserved)
+            or _inflates_too_far(fcodec, raw_len, stored_len)
+        ):
             raise FormatError(f"bad frame: codec {fcodec}, length {raw_len}", path, where)
         if stored_len > fend - fpos - FRAME.size:
             raise FormatError(f"frame of {stored_len} bytes runs past its section", path, where)
