@@ -514,8 +514,7 @@ class _Run:
 
 
 def _dir_blocks(pds: Any) -> int:
-    _, ttrs, _ = pds._directory(pds.info)
-    return len(ttrs)
+    return pds.directory().blocks
 
 
 def run(

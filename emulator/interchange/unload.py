@@ -49,7 +49,6 @@ from emulator.errors import (
     EmulatorError,
     FormatError,
     NotFoundError,
-    SpaceError,
     UnsupportedError,
 )
 from emulator.layouts import parse_at
@@ -87,6 +86,7 @@ from emulator.pds.directory import (
     relocate_userdata,
     validate_name,
 )
+from emulator.pds.pds import resolve_aliases
 from emulator.recfm import RECFM_F, RECFM_FORMAT, RECFM_U, RECFM_V, recfm_text
 
 Ttr = tuple[int, int]
@@ -501,7 +501,7 @@ def _build(
         copyr1=c1,
         copyr1_size=c1size,
         extents=extents,
-        entries=_resolve_aliases(entries),
+        entries=resolve_aliases(entries),
         runs=runs,
         dirblocks=len(dir_blocks),
         pdse=pdse,
@@ -534,17 +534,6 @@ def _pdse_dirblock(key: bytes, data: bytes) -> tuple[bytes, bytes]:
             break
         pos += 12 + 2 * (data[pos + 11] & 0x1F)
     return key, data
-
-
-def _resolve_aliases(entries: list[DirEntry]) -> list[DirEntry]:
-    mains: dict[Ttr, str] = {}
-    for e in entries:
-        if not e.alias:
-            mains.setdefault(e.ttr, e.name)
-    return [
-        replace(e, alias_of=mains.get(e.ttr) or load_module_alias_name(e)) if e.alias else e
-        for e in entries
-    ]
 
 
 def read_unload(records: Iterable[bytes], where: str = "", path: str | None = None) -> Unload:
@@ -789,21 +778,14 @@ def _rename_alias_target(entry: DirEntry, old_main: str, new_main: str) -> bytes
 
 
 def put_entries(pds: Any, entries: Sequence[DirEntry]) -> None:
-    """Add or overwrite directory entries as they are (TTRs already right).
-
-    Uses the Pds directory helpers; one transaction with the caller's."""
-    info = pds.info
-    current, dir_ttrs, _ = pds._directory(info)
+    """Add or overwrite directory entries as they are (TTRs already right); one
+    transaction with the caller's, SpaceError before writing when they do not fit."""
+    directory = pds.directory()
     names = {e.name for e in entries}
-    merged = [e for e in current if e.name not in names] + [
+    merged = [e for e in directory.entries if e.name not in names] + [
         replace(e, alias_of=None) for e in entries
     ]
-    needed = blocks_needed(merged)
-    if needed > len(dir_ttrs):
-        raise SpaceError(
-            f"directory full: {len(dir_ttrs)} blocks, need {needed}", pds._path, pds._where()
-        )
-    pds._write_directory(info, merged, dir_ttrs)
+    pds.write_directory(merged, directory)
 
 
 def _check_dcb(source: MemberSource, info: Any, path: str | None, where: str) -> bool:
@@ -1025,8 +1007,7 @@ def allocate_like(vol: Any, dsname: str, source: MemberSource) -> Any:
     nblocks = max(blocks_needed(entries), 1)
     pds = getattr(source, "pds", None)
     if pds is not None:
-        _, ttrs, _ = pds._directory(pds.info)
-        nblocks = max(nblocks, len(ttrs))
+        nblocks = max(nblocks, pds.directory().blocks)
     sizes: list[tuple[int, int]] = [(DIRBLK_KEYLEN, DIRBLK_DATALEN)] * nblocks + [(0, 0)]
     seen: set[Ttr] = set()
     for e in entries:
