@@ -185,6 +185,30 @@ def test_compressed_hot_site(tmp_path, hercules):
         assert sorted(hercules.dasdls(p)) == sorted(hercules.dasdls(tmp_path / "prod" / p.name))
 
 
+def test_opened_target_needs_the_override(tmp_path):
+    """A compressed target whose header says an emulator has it open is refused,
+    untouched; ignore_opened=True (ssm import --ignore-opened) writes it."""
+    prod = build_system(tmp_path / "prod", seed=4, size="tiny", compress="zlib")
+    (tmp_path / "hot").mkdir()
+    hot = [Path(shutil.copyfile(p, tmp_path / "hot" / p.name)) for p in prod]
+    base = fingerprint(prod)
+    simulate_day(prod, seed=9)
+    basket = tmp_path / "day.basket"
+    export(basket, base=base, images=prod)
+    for p in hot:  # the CCKD header's OPENED bit (cdh_opts X'80'), as Hercules sets it
+        with open(p, "r+b") as fh:
+            fh.seek(512 + 3)
+            opts = fh.read(1)[0]
+            fh.seek(512 + 3)
+            fh.write(bytes([opts | 0x80]))
+    before = sha256s(hot)
+    with pytest.raises(ConflictError, match="OPENED bit"):
+        import_basket(basket, hot)
+    assert sha256s(hot) == before and leftovers(hot) == []
+    assert import_basket(basket, hot, ignore_opened=True).verified
+    assert differences(fingerprint(prod), fingerprint(hot)) == []
+
+
 def test_days_of_baskets(tmp_path):
     """Three days: each evening the cumulative basket (against the month start) goes
     into a fresh copy of the month-start backup, and the day's own basket (against
