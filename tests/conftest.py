@@ -40,9 +40,21 @@ def fixture_volumes() -> dict[str, Path]:
     """Test volumes built by tools/make_fixtures.py (cached in .fixtures-cache/):
     {"ours.3390", "ours.cckd", "ours-bz2.cckd", and with Hercules "herc.3390",
     "herc.cckd", "dasdinit.3390"} -> path.  Shared by all tests: copy before writing."""
-    spec = importlib.util.spec_from_file_location(
-        "make_fixtures", REPO / "tools" / "make_fixtures.py"
-    )
+    return load_tool("make_fixtures").build()
+
+
+def load_tool(name: str):
+    """tools/<name>.py imported as the module ``name`` (tools are scripts, not a package)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
-    return module.build()
+    return module
+
+
+@pytest.fixture(scope="session")
+def killtest():
+    """tools/killtest.py, the SIGKILL harness the kill and lock tests drive."""
+    return load_tool("killtest")

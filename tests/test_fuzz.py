@@ -6,19 +6,16 @@ made by ``ssm export`` flipped, each copy refused by ``ssm import`` before it wr
 
 from __future__ import annotations
 
-import importlib.util
 import signal
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_tool
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "tests" / "fuzz_corpus"
 
-_spec = importlib.util.spec_from_file_location("tools_fuzz", REPO / "tools" / "fuzz.py")
-fuzz = sys.modules.setdefault("tools_fuzz", importlib.util.module_from_spec(_spec))
-_spec.loader.exec_module(fuzz)
+fuzz = load_tool("fuzz")
 
 #: Executions of each target in the seeded run (about 5 s in all on one core).
 SHORT_RUN = 40

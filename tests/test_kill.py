@@ -2,31 +2,17 @@
 
 Sixteen SIGKILLs that land before the command exits, two for each of ``dasd put``,
 ``dasd alloc``, ``iebcopy`` and ``ssm import`` on a plain and a compressed image of a
-tiny generated system, at seeded random points.  After each: the next open recovers, our check, ``dasdls`` and
-``cckdcdsk`` find nothing, and the content is exactly the before or the after state.
+tiny generated system, at seeded random points.  After each: the next open recovers,
+our check, ``dasdls`` and ``cckdcdsk`` find nothing, and the content is exactly the before or the after state.
 The full run (240 kills) is ``python tools/killtest.py --kills 240``.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parent.parent
 SEED = 20261102
 
 
-def _killtest():
-    spec = importlib.util.spec_from_file_location("killtest", REPO / "tools" / "killtest.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("killtest", module)  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_killed_writers_leave_the_before_or_the_after_state(tmp_path, hercules):
-    killtest = _killtest()
+def test_killed_writers_leave_the_before_or_the_after_state(tmp_path, hercules, killtest):
     messages: list[str] = []
     scenarios, total = killtest.run(16, SEED, size="tiny", work=tmp_path, log=messages.append)
     corrupted = [m for m in messages if m.startswith("CORRUPTED")]

@@ -10,7 +10,6 @@ Hercules ``dasdls``/``cckdcdsk`` check the images afterwards.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -313,21 +312,11 @@ def test_reader_never_rolls_back_a_live_writers_commit(tmp_path, hercules):
 
 
 # -- ssm import and dasd put on one image -------------------------------------------------
-def _killtest():
-    spec = importlib.util.spec_from_file_location("killtest", REPO / "tools" / "killtest.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("killtest", module)  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def day(tmp_path_factory):
+def day(tmp_path_factory, killtest):
     """A tiny generated system's morning images and the day's basket."""
     work = tmp_path_factory.mktemp("day")
-    scenario = next(
-        s for s in _killtest().build_world(work, "plain", "tiny") if s.command == "import"
-    )
+    scenario = next(s for s in killtest.build_world(work, "plain", "tiny") if s.command == "import")
     return scenario.base, work / "plain" / "day1.basket"
 
 
