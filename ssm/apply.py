@@ -886,6 +886,13 @@ class _Run:
         def inv_op(kind: str, **kw) -> Operation:
             return Operation(seq=0, kind=kind, volser=vol.volser, **kw)
 
+        def undo_of(kind: str, dsname: str, info, **kw) -> Operation:
+            """An inverse that puts back the data set's DCB, space and digests."""
+            dcb, space = _dcb_of(info), self.space_of(vol, info)
+            return inv_op(
+                kind, dsname=dsname, dcb=dcb, space=space, before=op.after, after=step.found, **kw
+            )
+
         if k == "dataset.create":
             out.append(
                 ((0, op.dsname), inv_op("dataset.delete", dsname=op.dsname, before=op.after), None)
@@ -898,15 +905,7 @@ class _Run:
             out.append(
                 (
                     (1, op.new_name),
-                    inv_op(
-                        "dataset.rename",
-                        dsname=op.new_name,
-                        new_name=op.dsname,
-                        dcb=_dcb_of(info),
-                        space=self.space_of(vol, info),
-                        before=op.after,
-                        after=step.found,
-                    ),
+                    undo_of("dataset.rename", op.new_name, info, new_name=op.dsname),
                     None,
                 )
             )
@@ -916,15 +915,7 @@ class _Run:
             out.append(
                 (
                     (3, op.dsname),
-                    inv_op(
-                        "dataset.content",
-                        dsname=op.dsname,
-                        dcb=_dcb_of(info),
-                        space=self.space_of(vol, info),
-                        before=op.after,
-                        after=step.found,
-                        size=size,
-                    ),
+                    undo_of("dataset.content", op.dsname, info, size=size),
                     payload,
                 )
             )
@@ -943,13 +934,10 @@ class _Run:
             out.append(
                 (
                     (3, op.dsname),
-                    inv_op(
+                    undo_of(
                         "dataset.records",
-                        dsname=op.dsname,
-                        dcb=_dcb_of(info),
-                        space=self.space_of(vol, info),
-                        before=op.after,
-                        after=step.found,
+                        op.dsname,
+                        info,
                         records=span,
                         new_records=op.records,
                         size=sum(len(r) for e in inverse for r in e.records),
@@ -962,14 +950,7 @@ class _Run:
             out.append(
                 (
                     (3, op.dsname),
-                    inv_op(
-                        "dataset.attributes",
-                        dsname=op.dsname,
-                        dcb=_dcb_of(info),
-                        space=self.space_of(vol, info),
-                        before=op.after,
-                        after=step.found,
-                    ),
+                    undo_of("dataset.attributes", op.dsname, info),
                     None,
                 )
             )
