@@ -17,11 +17,28 @@ whole (its trailer CRC matches) the saved bytes are put back and the files cut t
 old sizes, so the image is exactly as before the interrupted commit; a journal without
 a valid trailer means step 2 never started, and it is simply removed.
 
-Journal layout (all big-endian)::
+Journal layout, version 2 (all big-endian)::
 
-    "DASDJNL1" || u32 nfiles || nfiles x (u16 namelen || name utf-8 || u64 size)
-    || entries: u32 fileidx || u64 offset || u32 length || original bytes
+    "DASDJNL2" || u32 nfiles || nfiles x (u16 namelen || name utf-8 || u64 size)
+    || entries: u32 fileidx || u64 offset || u32 length || u32 stored || stored bytes
     || "END!" || u32 crc32(everything before "END!")
+
+An entry's original region is ``length`` bytes at ``offset``: its ``stored`` bytes
+followed by ``length - stored`` zero bytes (``stored <= length``).  Trailing zeros are
+left off because most overwritten bytes are zeros: an empty track slot of a new volume
+is a home address, R0 and an end marker, then padding, so the entry of a 3390 slot
+keeps 29 of its 56,832 bytes.  There is one entry per write, and none for a write wholly past its
+file's old size (cutting the file to that size undoes it).  Rolling back writes every
+entry's region (zeros included) and then cuts each file to its saved size.
+
+Version 1 (``"DASDJNL1"``, written by earlier versions and still rolled back) is the
+same but for its entries, which hold the whole region: ``u32 fileidx || u64 offset ||
+u32 length || length original bytes``.
+
+Writes that continue each other (same file, each starting where the one before ends)
+form a run (up to :data:`RUN_BYTES`): its old bytes are read with one call and its new
+ones written from one seek, not a seek and a read per track.  The new bytes are not
+joined into one buffer first: copying them cost more than the calls it would save.
 """
 
 from __future__ import annotations
@@ -31,12 +48,29 @@ import struct
 import time
 import zlib
 from collections.abc import Sequence
+from typing import BinaryIO
 
 from emulator.errors import ConflictError, IntegrityError
 from emulator.image.lock import WriterLock, dead_writer_lock, describe_holder, held_here, lock_wait
 
-MAGIC = b"DASDJNL1"
+MAGIC = b"DASDJNL2"
+MAGIC_V1 = b"DASDJNL1"
 TRAILER = b"END!"
+_HEADER = struct.Struct(">I")
+_NAME = struct.Struct(">H")
+_SIZE = struct.Struct(">Q")
+_ENTRY = struct.Struct(">IQII")  # fileidx, offset, length, stored
+_ENTRY_V1 = struct.Struct(">IQI")  # fileidx, offset, length
+
+#: The most old bytes read by one call: a run of continuing writes is cut at the
+#: first write boundary past this, so a commit of a whole volume never holds a
+#: second copy of it in memory.
+RUN_BYTES = 8 << 20
+
+# Compared against with memcmp (bytes.startswith takes a memoryview and copies nothing).
+_ZEROS = memoryview(bytes(1 << 16))
+# Within this many bytes, bytes.rstrip finds the last non-zero byte directly.
+_SCAN_BYTES = 64
 
 
 def journal_path(first_file: str) -> str:
@@ -61,31 +95,102 @@ def apply_writes(
 ) -> None:
     """Write ``(file index, offset, data)`` ranges into ``files`` all-or-nothing.
 
-    ``lock`` is the writer lock of the image, which the caller holds."""
+    ``lock`` is the writer lock of the image, which the caller holds.  Writes are
+    applied in their order (a later one wins where two overlap)."""
     if not writes:
         return
     if not lock.held:
         raise ConflictError("commit without the image's writer lock", files[0])
     sizes = [os.path.getsize(f) for f in files]
     body = bytearray(MAGIC)
-    body += struct.pack(">I", len(files))
+    body += _HEADER.pack(len(files))
     for name, size in zip(files, sizes, strict=True):
         raw = os.path.basename(name).encode()
-        body += struct.pack(">H", len(raw)) + raw + struct.pack(">Q", size)
-    _apply_locked(files, writes, sizes, body)
+        body += _NAME.pack(len(raw)) + raw + _SIZE.pack(size)
+    _apply_locked(files, _runs(writes), sizes, body)
 
 
-def _apply_locked(files, writes, sizes, body: bytearray) -> None:
-    handles = [open(f, "r+b") for f in files]  # noqa: SIM115 - closed below
+def _runs(writes: Sequence[tuple[int, int, bytes]]) -> list[tuple[int, int, list[bytes]]]:
+    """``writes`` as ``(file index, offset, datas)`` runs: consecutive writes of one
+    file, each starting where the one before ends, up to :data:`RUN_BYTES` a run.
+    Order is kept, so overlapping writes still apply in the caller's order."""
+    runs: list[tuple[int, int, list[bytes]]] = []
+    run_end = run_bytes = -1
+    for idx, offset, data in writes:
+        if runs and runs[-1][0] == idx and offset == run_end and run_bytes < RUN_BYTES:
+            runs[-1][2].append(data)
+            run_bytes += len(data)
+        else:
+            runs.append((idx, offset, [data]))
+            run_bytes = len(data)
+        run_end = offset + len(data)
+    return runs
+
+
+def _all_zero(buf: bytes, start: int, end: int) -> bool:
+    """Whether ``buf[start:end]`` is all zero bytes; stops at the first chunk that is not."""
+    while start < end:
+        piece = min(end - start, len(_ZEROS))
+        if not buf.startswith(_ZEROS[:piece], start):
+            return False
+        start += piece
+    return True
+
+
+def _trimmed_end(buf: bytes, start: int, end: int) -> int:
+    """``end`` less the zero bytes that ``buf[start:end]`` ends with."""
+    # A track slot is data, then zeros: gallop from the start to a point past which all
+    # is zero (an empty track's first probe is it), then bisect down to a short span
+    # that holds the last non-zero byte.  Invariant: buf[end:] is all zero and the last
+    # non-zero byte, if there is one, is in buf[low:end].
+    low, step = start, _SCAN_BYTES
+    while low + step < end:
+        if _all_zero(buf, low + step, end):
+            end = low + step
+            break
+        low += step
+        step *= 2
+    while end - low > _SCAN_BYTES:
+        mid = (low + end) // 2
+        if _all_zero(buf, mid, end):
+            end = mid
+        else:
+            low = mid
+    return low + len(buf[low:end].rstrip(b"\0"))
+
+
+def _journal_entries(
+    body: bytearray, idx: int, offset: int, datas: list[bytes], old: bytes
+) -> None:
+    """Append the entries of a run's writes to ``body``; ``old`` holds the run's
+    bytes before the commit, up to the file's old size."""
+    view = memoryview(old)
+    pos = 0
+    for data in datas:
+        length = min(len(data), len(old) - pos)
+        if length > 0:
+            stored = _trimmed_end(old, pos, pos + length) - pos
+            body += _ENTRY.pack(idx, offset + pos, length, stored)
+            body += view[pos : pos + stored]
+        pos += len(data)
+
+
+def _apply_locked(
+    files: Sequence[str],
+    runs: list[tuple[int, int, list[bytes]]],
+    sizes: list[int],
+    body: bytearray,
+) -> None:
+    written = sorted({idx for idx, _, _ in runs})
+    handles = {idx: open(files[idx], "r+b") for idx in written}  # noqa: SIM115 - closed below
     try:
-        for idx, offset, data in writes:
-            end = min(offset + len(data), sizes[idx])
+        for idx, offset, datas in runs:
+            end = min(offset + sum(map(len, datas)), sizes[idx])
+            old = b""
             if end > offset:
                 handles[idx].seek(offset)
                 old = handles[idx].read(end - offset)
-            else:
-                old = b""
-            body += struct.pack(">IQI", idx, offset, len(old)) + old
+            _journal_entries(body, idx, offset, datas, old)
         body += TRAILER + struct.pack(">I", zlib.crc32(body))
         jpath = journal_path(files[0])
         with open(jpath, "wb") as jf:
@@ -93,14 +198,15 @@ def _apply_locked(files, writes, sizes, body: bytearray) -> None:
             jf.flush()
             os.fsync(jf.fileno())
         _fsync_dir(jpath)
-        for idx, offset, data in writes:
+        for idx, offset, datas in runs:
             handles[idx].seek(offset)
-            handles[idx].write(data)
-        for h in handles:
+            for data in datas:
+                handles[idx].write(data)
+        for h in handles.values():
             h.flush()
             os.fsync(h.fileno())
     finally:
-        for h in handles:
+        for h in handles.values():
             h.close()
     os.unlink(journal_path(files[0]))
     _fsync_dir(files[0])
@@ -152,7 +258,7 @@ def recover_locked(first_file: str) -> str | None:
         body = jf.read()
     whole = (
         len(body) >= len(MAGIC) + 8
-        and body.startswith(MAGIC)
+        and body[: len(MAGIC)] in (MAGIC, MAGIC_V1)
         and body[-8:-4] == TRAILER
         and zlib.crc32(body[:-8]) == struct.unpack(">I", body[-4:])[0]
     )
@@ -162,40 +268,69 @@ def recover_locked(first_file: str) -> str | None:
         os.unlink(jpath)
         _fsync_dir(jpath)
         return "discarded an unapplied journal"
-    folder = os.path.dirname(os.path.abspath(first_file))
-    pos = len(MAGIC)
-    (nfiles,) = struct.unpack_from(">I", body, pos)
-    pos += 4
-    names, sizes = [], []
-    for _ in range(nfiles):
-        (nlen,) = struct.unpack_from(">H", body, pos)
-        pos += 2
-        names.append(os.path.join(folder, body[pos : pos + nlen].decode()))
-        pos += nlen
-        (size,) = struct.unpack_from(">Q", body, pos)
-        sizes.append(size)
-        pos += 8
-    entries = []
-    limit = len(body) - 8
-    while pos < limit:
-        idx, offset, length = struct.unpack_from(">IQI", body, pos)
-        pos += 16
-        if idx >= nfiles or pos + length > limit:
-            raise IntegrityError(f"journal entry at offset {pos - 16} is malformed", jpath)
-        entries.append((idx, offset, body[pos : pos + length]))
-        pos += length
+    names, sizes, entries = _parse(body, jpath)
     for idx, name in enumerate(names):
         with open(name, "r+b") as fh:
-            for eidx, offset, old in entries:
-                if eidx == idx and old:
+            for eidx, offset, stored, zeros in entries:
+                if eidx == idx:
                     fh.seek(offset)
-                    fh.write(old)
+                    fh.write(stored)
+                    _write_zeros(fh, zeros)
             fh.truncate(sizes[idx])
             fh.flush()
             os.fsync(fh.fileno())
     os.unlink(jpath)
     _fsync_dir(jpath)
     return "rolled back an interrupted write"
+
+
+def _parse(
+    body: bytes, jpath: str
+) -> tuple[list[str], list[int], list[tuple[int, int, bytes, int]]]:
+    """(file paths, old sizes, entries) of a whole journal of either version; an entry
+    is (file index, offset, stored bytes, zero bytes that follow them)."""
+    folder = os.path.dirname(os.path.abspath(jpath))
+    version2 = body.startswith(MAGIC)
+    pos = len(MAGIC)
+    names, sizes = [], []
+    try:
+        (nfiles,) = _HEADER.unpack_from(body, pos)
+        pos += _HEADER.size
+        for _ in range(nfiles):
+            (nlen,) = _NAME.unpack_from(body, pos)
+            pos += _NAME.size
+            names.append(os.path.join(folder, body[pos : pos + nlen].decode()))
+            pos += nlen
+            (size,) = _SIZE.unpack_from(body, pos)
+            sizes.append(size)
+            pos += _SIZE.size
+    except (struct.error, UnicodeDecodeError):
+        raise IntegrityError("journal file table is malformed", jpath) from None
+    entries = []
+    limit = len(body) - 8
+    entry = _ENTRY if version2 else _ENTRY_V1
+    while pos < limit:
+        start = pos
+        if pos + entry.size > limit:
+            raise IntegrityError(f"journal entry at offset {start} is malformed", jpath)
+        if version2:
+            idx, offset, length, stored = entry.unpack_from(body, pos)
+        else:
+            idx, offset, length = entry.unpack_from(body, pos)
+            stored = length
+        pos += entry.size
+        if idx >= nfiles or stored > length or pos + stored > limit:
+            raise IntegrityError(f"journal entry at offset {start} is malformed", jpath)
+        entries.append((idx, offset, body[pos : pos + stored], length - stored))
+        pos += stored
+    return names, sizes, entries
+
+
+def _write_zeros(fh: BinaryIO, count: int) -> None:
+    while count > 0:
+        piece = min(count, len(_ZEROS))
+        fh.write(_ZEROS[:piece])
+        count -= piece
 
 
 __all__ = ["apply_writes", "recover", "recover_locked", "journal_path"]
