@@ -318,17 +318,21 @@ def _classify(op: Operation, st: _States) -> tuple[str, str | None, str, bool]:
 
 # -- fingerprints of the targets ------------------------------------------------------
 def _fingerprint(
-    paths: Sequence[str], names: Iterable[str] | None, since: m.Fingerprint | None = None
+    paths: Sequence[str],
+    names: Iterable[str] | None,
+    since: m.Fingerprint | None = None,
+    exclusive: bool = False,
 ) -> m.Fingerprint:
     """A fingerprint of the data sets ``names`` (all when None) on the volumes ``paths``,
     made by :mod:`ssm.fingerprint`'s own job runner, so every digest is exactly what a
     full ``ssm fingerprint`` computes.  ``since``: an earlier one of the same volumes
     whose unchanged data sets and members are taken over (fingerprint.md ``--since``):
-    after an import only what it wrote is read again."""
+    after an import only what it wrote is read again.  ``exclusive``: this process holds
+    every target's writer lock, so no other writer is watched for."""
     from ssm import fingerprint as fpm
 
     created = _dt.datetime.now(_dt.UTC).replace(microsecond=0)
-    return fpm.fingerprint(paths, since=since, created=created, datasets=names)
+    return fpm.fingerprint(paths, since=since, created=created, datasets=names, exclusive=exclusive)
 
 
 # -- payloads and space ---------------------------------------------------------------
@@ -580,7 +584,8 @@ class _Run:
     # -- status -----------------------------------------------------------------
     def classify(self) -> list[str]:
         """Decide every operation's status; returns the conflicts that refuse."""
-        self.fp = _fingerprint(self.paths, self.touched())
+        locked = all(vol.writable for vol in self.system.volumes)  # not a dry run
+        self.fp = _fingerprint(self.paths, self.touched(), exclusive=locked)
         st = _States(self.fp)
         refusals = []
         for op in self.basket.operations:
@@ -1402,7 +1407,7 @@ class _Run:
                 names.add(step.op.dsname)
                 if step.op.new_name and step.op.kind == "dataset.rename":
                     names.add(step.op.new_name)
-        fp = _fingerprint(self.paths, names, since=self.fp)
+        fp = _fingerprint(self.paths, names, since=self.fp, exclusive=True)  # after writing
         # Later operations on a name (a data set deleted and created again) decide:
         # check each object's final expected state only.
         final: dict[tuple, tuple[str | None, Operation]] = {}

@@ -1227,15 +1227,18 @@ def _recent(marker: tuple) -> bool:
     return False
 
 
-def _run_job(job: _Job, wk: _Worker, old, old_index, old_sigs) -> _Result | None:
-    """One data set, with the torn-read protocol (module docstring)."""
+def _run_job(
+    job: _Job, wk: _Worker, old, old_index, old_sigs, watch: bool = True
+) -> _Result | None:
+    """One data set, with the torn-read protocol (module docstring); ``watch``: False
+    when no other writer can change the image (see :func:`fingerprint`)."""
     src = wk.source(job.path)
     info = job.info
     fresh: _Source | None = None
     try:
         for attempt in range(2):
             before = src.marker()
-            wk.careful, wk.changed = _recent(before), False
+            wk.careful, wk.changed = watch and _recent(before), False
             old_ds = old_index.get((job.volser, info.dsname)) if old is not None else None
             res = None
             if old_ds is not None:
@@ -1249,7 +1252,7 @@ def _run_job(job: _Job, wk: _Worker, old, old_index, old_sigs) -> _Result | None
                 res = _process(wk, src, info, job.vol_index, prior)
             after = src.marker()
             stable = before == after and not wk.changed
-            if stable and (wk.careful or _recent(after)) and len(res.sig_trks):
+            if stable and (wk.careful or (watch and _recent(after))) and len(res.sig_trks):
                 stable = np.array_equal(src.track_sigs(res.sig_trks), res.sig_vals)
             res.when = time.monotonic()
             if stable:
@@ -1340,6 +1343,7 @@ def fingerprint(
     workers: int | None = None,
     created: _dt.datetime | None = None,
     datasets: Iterable[str] | None = None,
+    exclusive: bool = False,
 ) -> m.Fingerprint:
     """Fingerprint the volumes ``paths`` (one system); see the module docstring.
 
@@ -1350,6 +1354,10 @@ def fingerprint(
     reused.  ``progress`` is called (from worker threads, at most ~10 times a second,
     and once at the end) with a :class:`Progress`.  ``workers``: threads (default:
     one per core, at most 2).  ``created``: the timestamp to record (default now, UTC).
+    ``exclusive``: the caller holds the writer lock of every image (an import checking
+    what it wrote), so nothing else can write them meanwhile: a recent modification time
+    is the caller's own and the re-checks for a volume being written are skipped (the
+    generation markers are still compared).
     """
     t0 = time.perf_counter()
     paths = [os.fspath(p) for p in paths]
@@ -1392,7 +1400,17 @@ def fingerprint(
                 weight = (info.used_tracks or info.tracks) * image.trksize
                 jobs.append(_Job(vi, paths[vi], vol.volser, info, weight))
         fp, report = _run(
-            paths, volumes, jobs, old, progress, workers, created, t0, system.volumes, starts
+            paths,
+            volumes,
+            jobs,
+            old,
+            progress,
+            workers,
+            created,
+            t0,
+            system.volumes,
+            starts,
+            watch=not exclusive,
         )
         for vf, vol in zip(volumes, system.volumes, strict=True):
             first = vol.image.generation()[0]
@@ -1402,7 +1420,7 @@ def fingerprint(
     return fp
 
 
-def _run(paths, volumes, jobs, old, progress, workers, created, t0, vols, starts):
+def _run(paths, volumes, jobs, old, progress, workers, created, t0, vols, starts, watch=True):
     """Run the jobs on the worker pool and put the fingerprint together."""
     old_index: dict[tuple[str, str], m.DatasetFp] = {}
     old_sigs: dict[str, np.ndarray] = {}
@@ -1467,7 +1485,7 @@ def _run(paths, volumes, jobs, old, progress, workers, created, t0, vols, starts
                 report(job)
 
         wk.tick = tick
-        res = _run_job(job, wk, old, old_index, old_sigs)
+        res = _run_job(job, wk, old, old_index, old_sigs, watch)
         with lock:
             state["done"] += job.weight - ticked[0]
             state["n"] += 1
@@ -1492,7 +1510,7 @@ def _run(paths, volumes, jobs, old, progress, workers, created, t0, vols, starts
     active = {
         vi
         for vi, vol in enumerate(vols)
-        if _recent(starts[vi]) or vol.image.generation() != starts[vi]
+        if watch and (_recent(starts[vi]) or vol.image.generation() != starts[vi])
     }
     if active:
         _settle(jobs, results, active, old, old_index, old_sigs)
