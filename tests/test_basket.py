@@ -4,11 +4,14 @@ payload encodings that never raise anything but FormatError on bad input."""
 
 from __future__ import annotations
 
+import shutil
 import struct
+from pathlib import Path
 
 import blake3
 import numpy as np
 import pytest
+import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -80,7 +83,7 @@ def test_round_trip_and_payloads(basket):
     header, operations, payloads = small_basket()
     with fmt.verify_basket(basket) as b:
         assert b.version == fmt.FORMAT_VERSION
-        assert b.header["mode"] == "base" and b.header["format"] == 1
+        assert b.header["mode"] == "base" and b.header["format"] == 2
         assert b.header["counts"]["payloads"] == 2
         assert b.operations == operations
         assert [b.payload(i) for i in range(b.payload_count)] == payloads
@@ -120,7 +123,7 @@ def test_not_a_basket(tmp_path):
 def test_layout_fixed_parts(basket):
     data = basket.read_bytes()
     assert data[:8] == b"\x89SSMBK\r\n"
-    assert struct.unpack_from("<HHI", data, 8) == (1, 0, 3)
+    assert struct.unpack_from("<HHI", data, 8) == (2, 0, 3)
     assert data[32:38] == b"header"
     tail = data[-fmt.TRAILER.size :]
     assert tail[:8] == b"SSMBKEND"
@@ -196,13 +199,13 @@ def _reseal(data: bytearray) -> bytes:
 
 def test_version_is_checked_first(basket, tmp_path):
     data = bytearray(basket.read_bytes())
-    data[8:10] = (2).to_bytes(2, "little")
-    path = tmp_path / "v2.basket"
+    data[8:10] = (3).to_bytes(2, "little")
+    path = tmp_path / "v3.basket"
     path.write_bytes(bytes(data))
     with pytest.raises(FormatError, match="version"):  # digest broken: damage
         fmt.read_basket(path)
     path.write_bytes(_reseal(data))
-    with pytest.raises(UnsupportedError, match="format 2"):  # intact: a newer ssm's basket
+    with pytest.raises(UnsupportedError, match="format 3"):  # intact: a newer ssm's basket
         fmt.read_basket(path)
     path.write_bytes(b"\x89SSMFP\r\n" + bytes(200))
     with pytest.raises(FormatError, match="magic"):
@@ -257,7 +260,7 @@ def test_payload_rechecked_and_bounded(tmp_path):
     fmt.write_basket(path, {}, operations, payloads)
     b = fmt.read_basket(path)
     info = b.payload_info(0)
-    assert info.codec == fmt.CODEC_ZLIB and info.stored_len < info.raw_len
+    assert info.codec == fmt.CODEC_ZSTD and info.stored_len < info.raw_len
     # The file changes after it was verified: the payload's digest is checked again.
     with open(path, "r+b") as f:
         f.seek(info.data_offset + 3)
@@ -527,11 +530,11 @@ def test_state_digests_ignore_placement():
     assert ops.system_state(renamed, maps=["A.B=C.D"], side="new") == ops.system_state(a)
 
 
-@pytest.mark.parametrize("policy", ["bz2", "lzma", "auto"])
+@pytest.mark.parametrize("policy", ["bz2", "lzma", "zstd", "auto"])
 def test_no_codec_inflates_past_the_ratio_a_reader_accepts(policy):
-    """bzip2 and xz pack a run of one byte far past deflate's 1032:1; the writer falls
-    back so that every frame it makes passes the reader's bound (which keeps a small
-    crafted basket from making the reader allocate gigabytes)."""
+    """bzip2, xz and zstd pack a run of one byte far past deflate's 1032:1; the writer
+    falls back so that every frame it makes passes the reader's bound (which keeps a
+    small crafted basket from making the reader allocate gigabytes)."""
     from ssm.basket import fmt
 
     data = b"\x40" * (4 << 20)
@@ -540,3 +543,210 @@ def test_no_codec_inflates_past_the_ratio_a_reader_accepts(policy):
     assert not fmt._inflates_too_far(codec, len(data), len(stored))
     assert fmt._inflate(codec, stored, len(data), "test", None) == data
     assert fmt._inflates_too_far(fmt.CODEC_BZ2, 1 << 30, 785)  # a 1 GiB bomb in 785 bytes
+
+
+# -- zstd frames (format 2) -------------------------------------------------------------
+def _text_records(count: int) -> bytes:
+    """A records payload like a source library's: 80-byte card images."""
+    cards = [
+        b"%-72s%08d" % (b"       MOVE WS-FIELD-%d TO OUT-REC-%d." % (i % 97, i % 13), i)
+        for i in range(count)
+    ]
+    return ops.encode_records(cards)
+
+
+def _one_payload_basket(path, payload: bytes, policy: str) -> int:
+    """Writes a basket of one dataset.content operation; returns its frame's offset."""
+    operations = [Operation(0, "dataset.content", "V", "A.B", before=D1, after=D2, payload=0)]
+    fmt.write_basket(path, {}, operations, [payload], compression=policy)
+    with fmt.read_basket(path) as b:
+        return b.frames[0].offset
+
+
+def _zstd_content_size_at(stored: bytes) -> tuple[int, int]:
+    """(offset, width) of a zstd frame header's content size field (RFC 8878 3.1.1.1)."""
+    descriptor = stored[4]
+    single_segment = descriptor >> 5 & 1
+    width = (1 if single_segment else 0, 2, 4, 8)[descriptor >> 6]
+    return 5 + (not single_segment) + (0, 1, 2, 4)[descriptor & 3], width
+
+
+@pytest.mark.parametrize("policy", ["auto", "zstd"])
+def test_auto_and_zstd_write_zstd_frames(tmp_path, policy):
+    path = tmp_path / "z.basket"
+    big, small = _text_records(20000), _text_records(3)
+    tiny = b"x" * (fmt.SMALL_PAYLOAD - 1)
+    operations = [Operation(0, "dataset.delete", "V", "X.Y", before=D1)]
+    fmt.write_basket(path, {}, operations, [big, small, tiny], compression=policy)
+    with fmt.verify_basket(path) as b:
+        assert [b.payload(i) for i in range(3)] == [big, small, tiny]
+        assert [f.codec for f in b.frames] == [fmt.CODEC_ZSTD, fmt.CODEC_ZSTD, fmt.CODEC_STORED]
+        assert b.to_json()["payloads"][0]["codec"] == "zstd"
+        assert b.frames[0].stored_len * 10 < b.frames[0].raw_len
+        data = path.read_bytes()
+        stored = data[b.frames[0].data_offset : b.frames[0].data_offset + b.frames[0].stored_len]
+    # What the reader relies on and determinism needs: the content size, no checksum
+    # (the frame digest covers it), no dictionary.
+    params = zstandard.get_frame_parameters(stored)
+    assert (params.content_size, params.has_checksum, params.dict_id) == (len(big), False, 0)
+
+
+def test_zstd_baskets_are_deterministic(tmp_path):
+    payloads = [_text_records(5000 + 3000 * i) for i in range(6)]
+    operations = [Operation(0, "dataset.delete", "V", "X.Y", before=D1)]
+    a, b = tmp_path / "a.basket", tmp_path / "b.basket"
+    fmt.write_basket(a, {}, operations, payloads, threads=1, compression="zstd")
+    fmt.write_basket(b, {}, operations, payloads, threads=4, compression="zstd")
+    assert a.read_bytes() == b.read_bytes()
+    assert fmt.compress_payload(payloads[0]) == fmt.compress_payload(bytes(payloads[0]))
+
+
+def test_damaged_zstd_frames_are_refused_naming_the_file_and_payload(tmp_path):
+    """Digests resealed, so only decoding can tell: bytes changed inside the stored
+    frame, a frame header that says fewer bytes than the content, and both the frame
+    header and the zstd header saying so (the decoder must stop at raw_len)."""
+    good = tmp_path / "good.basket"
+    payload = _text_records(4000)
+    frame = _one_payload_basket(good, payload, "zstd")
+    data = good.read_bytes()
+    codec, res, raw_len, stored_len, digest = fmt.FRAME.unpack_from(data, frame)
+    assert codec == fmt.CODEC_ZSTD
+    start = frame + fmt.FRAME.size
+
+    flipped = bytearray(data)
+    for pos in range(start + stored_len // 3, start + stored_len // 3 + 8):
+        flipped[pos] ^= 0x5A
+    short = bytearray(data)
+    fmt.FRAME.pack_into(short, frame, codec, res, raw_len - 1, stored_len, digest)
+    both = bytearray(short)
+    at, width = _zstd_content_size_at(data[start : start + stored_len])
+    assert width in (4, 8)
+    both[start + at : start + at + width] = (raw_len - 1).to_bytes(width, "little")
+    empty = bytearray(data)  # content size 0: the decoder would read nothing
+    empty[start + at : start + at + width] = bytes(width)
+    fmt.FRAME.pack_into(empty, frame, codec, res, 0, stored_len, digest)
+    for name, damaged, message in (
+        ("flipped", flipped, "cannot decode"),
+        ("short", short, "says it decodes to"),
+        ("both", both, "cannot decode"),
+        ("zero", empty, "empty zstd frame"),
+    ):
+        path = tmp_path / f"{name}.basket"
+        path.write_bytes(_reseal(damaged))
+        with fmt.read_basket(path) as b, pytest.raises(FormatError, match=message) as exc:
+            b.payload(0)
+        assert exc.value.path == str(path) and "payload 0 at offset" in str(exc.value)
+        with pytest.raises(FormatError, match=message) as exc:
+            fmt.verify_basket(path)
+        assert str(exc.value).startswith(f"{name}.basket: payload 0 ")
+
+
+def _basket_with_frame(path, codec: int, raw_len: int, stored: bytes) -> None:
+    """A basket whose one frame holds ``stored`` as given, every digest right."""
+    frame = _one_payload_basket(path, b"?" * len(stored), "none")
+    data = bytearray(path.read_bytes())
+    _c, res, _r, stored_len, digest = fmt.FRAME.unpack_from(data, frame)
+    fmt.FRAME.pack_into(data, frame, codec, res, raw_len, stored_len, digest)
+    data[frame + fmt.FRAME.size : frame + fmt.FRAME.size + stored_len] = stored
+    path.write_bytes(_reseal(data))
+
+
+def test_a_zstd_bomb_is_refused_before_decoding(tmp_path):
+    """zstd packs a run of one byte about 32,000:1 (a run block per 128 KiB); a crafted
+    frame claiming that much is refused by the reader's ratio bound, undecoded."""
+    raw_len = 16 << 20
+    bomb = zstandard.ZstdCompressor(level=3).compress(bytes(raw_len))
+    assert raw_len > 20 * fmt.MAX_RATIO * len(bomb)
+    path = tmp_path / "bomb.basket"
+    _basket_with_frame(path, fmt.CODEC_ZSTD, raw_len, bomb)
+    with pytest.raises(FormatError, match="bad frame: codec 4") as exc:
+        fmt.read_basket(path)
+    assert "payload 0 at offset" in str(exc.value)
+
+
+def test_a_zstd_frame_without_its_size_is_refused(tmp_path):
+    """Without the content size the decoder would size its output some other way: the
+    reader wants the size written, and equal to the frame's raw_len."""
+    payload = _text_records(200)
+    unsized = zstandard.ZstdCompressor(level=3, write_content_size=False).compress(payload)
+    path = tmp_path / "unsized.basket"
+    _basket_with_frame(path, fmt.CODEC_ZSTD, len(payload), unsized)
+    with fmt.read_basket(path) as b, pytest.raises(FormatError, match="an unknown number"):
+        b.payload(0)
+    sized = zstandard.ZstdCompressor(level=3).compress(payload)
+    _basket_with_frame(path, fmt.CODEC_ZSTD, len(payload), sized + sized)  # two frames
+    with fmt.read_basket(path) as b, pytest.raises(FormatError, match="unused data"):
+        b.payload(0)
+    _basket_with_frame(path, fmt.CODEC_ZSTD, len(payload), sized)
+    with fmt.read_basket(path) as b:
+        assert b.payload(0) == payload
+
+
+def test_a_run_of_one_byte_stays_within_the_ratio(tmp_path):
+    run = b"\x40" * (8 << 20)  # blank cards: a data set of spaces
+    assert len(run) > fmt.MAX_RATIO * len(fmt._zstd_compressor().compress(run))
+    path = tmp_path / "run.basket"
+    _one_payload_basket(path, run, "auto")
+    with fmt.read_basket(path) as b:
+        info = b.payload_info(0)
+        assert info.codec == fmt.CODEC_ZLIB and info.raw_len <= fmt.MAX_RATIO * info.stored_len
+        assert b.payload(0) == run
+
+
+def _as_version_1(data: bytes) -> bytes:
+    """A basket as a version-1 writer made it (same layout, header says format 1)."""
+    out = bytearray(data)
+    out[8:10] = (1).to_bytes(2, "little")
+    at = out.index(b'"format":2')
+    out[at : at + 10] = b'"format":1'
+    return _reseal(out)
+
+
+def test_version_1_baskets_are_read_and_keep_to_their_codecs(tmp_path):
+    header, operations, payloads = small_basket()
+    old = tmp_path / "v1.basket"
+    fmt.write_basket(old, header, operations, payloads, compression="zlib")
+    old.write_bytes(_as_version_1(old.read_bytes()))
+    with fmt.verify_basket(old) as b:
+        assert (b.version, b.header["format"]) == (1, 1)
+        assert b.operations == operations
+        assert [b.payload(i) for i in range(b.payload_count)] == payloads
+    # Codec 4 came with version 2: in a version-1 basket it is damage.
+    fmt.write_basket(old, header, operations, payloads, compression="zstd")
+    old.write_bytes(_as_version_1(old.read_bytes()))
+    with pytest.raises(FormatError, match="codec 4") as exc:
+        fmt.read_basket(old)
+    assert exc.value.path == str(old) and "payload 0 at offset" in str(exc.value)
+
+
+def test_import_refuses_a_damaged_zstd_frame_before_writing(tmp_path):
+    """A day's basket whose largest zstd frame decodes wrong (digests resealed):
+    ``ssm import`` names the basket and the payload, and the target keeps its bytes."""
+    from fixtures.daysim import simulate_day
+    from fixtures.generate import build_system
+    from ssm.apply import import_basket
+    from ssm.export import export
+    from ssm.fingerprint import fingerprint
+
+    prod = build_system(tmp_path / "prod", seed=4, size="tiny")
+    (tmp_path / "hot").mkdir()
+    hot = [Path(shutil.copyfile(p, tmp_path / "hot" / p.name)) for p in prod]
+    base = fingerprint(prod)
+    simulate_day(prod, seed=9)
+    path = tmp_path / "day.basket"
+    export(path, base=base, images=prod)
+    with fmt.read_basket(path) as b:
+        zstd = [i for i, f in enumerate(b.frames) if f.codec == fmt.CODEC_ZSTD]
+        assert zstd, "the day's payloads are compressed with zstd"
+        victim = max(zstd, key=lambda i: b.frames[i].stored_len)
+        info = b.frames[victim]
+    data = bytearray(path.read_bytes())
+    middle = info.data_offset + info.stored_len // 2
+    data[middle : middle + 4] = bytes(4) if any(data[middle : middle + 4]) else b"\xff" * 4
+    path.write_bytes(_reseal(data))
+    before = [p.read_bytes() for p in hot]
+    with pytest.raises(FormatError) as exc:
+        import_basket(path, hot)
+    assert exc.value.path == str(path) and f"payload {victim} " in str(exc.value)
+    assert [p.read_bytes() for p in hot] == before
+    assert sorted(p.name for p in (tmp_path / "hot").iterdir()) == sorted(p.name for p in hot)

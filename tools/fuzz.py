@@ -410,7 +410,9 @@ def basket_seal(sections: list[tuple[str, bytes]]) -> bytes:
     frames = b""
     heads = b""
     for name, payload in sections[2:]:
-        codec, stored = fmt.compress_payload(payload, "zlib" if name != "frame 0" else "none")
+        # reseal each frame with the codec it had, so mutations reach every decoder
+        policy = {"frame 0": "none", f"frame {fmt.CODEC_ZSTD}": "zstd"}.get(name, "zlib")
+        codec, stored = fmt.compress_payload(payload, policy)
         fh = fmt.FRAME.pack(
             codec, bytes(7), len(payload), len(stored), blake3.blake3(stored).digest()
         )

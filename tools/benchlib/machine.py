@@ -94,7 +94,8 @@ def describe(work: Path, cores: int) -> list[tuple[str, str]]:
         (
             "Python",
             f"{platform.python_version()}; numpy {_version('numpy')}, numba "
-            f"{_version('numba')}, blake3 {_version('blake3')}, xxhash {_version('xxhash')}",
+            f"{_version('numba')}, blake3 {_version('blake3')}, xxhash {_version('xxhash')}, "
+            f"zstandard {_version('zstandard')}",
         ),
         ("Hercules", _first_line(["hercules", "--version"])),
         ("sha256sum", _first_line(["sha256sum", "--version"])),
