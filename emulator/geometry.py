@@ -8,10 +8,13 @@ go onto a track while the *device* capacity formula says they fit, never by slot
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from emulator.errors import NotFoundError
+import numpy as np
+
+from emulator.errors import FormatError, NotFoundError
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,32 @@ class Device:
         if used + b1 > self.track_len:
             return None
         return used + b2
+
+    def place(
+        self, keylens: Sequence[int], datalens: Sequence[int], used: int = 0, r: int = 0,
+        max_rec: int = 255,
+    ) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
+        """Where records written one after another go, as :meth:`fits` decides record by
+        record: ``(track offset, record number)`` arrays and the bytes used on the last
+        track, starting on a track that holds ``r`` records using ``used`` bytes (a
+        track takes at most ``max_rec`` records).  FormatError for a record no track
+        holds."""
+        from emulator.kernels.tracks import place_records
+
+        kl = np.asarray(keylens, dtype=np.int64)
+        dl = np.asarray(datalens, dtype=np.int64)
+        codes, inverse = np.unique((kl << 32) | dl, return_inverse=True)  # few distinct sizes
+        space = np.array(
+            [self.record_space(int(c >> 32), int(c & 0xFFFFFFFF)) for c in codes], dtype=np.int64
+        ).reshape(-1, 2)
+        too_big = np.flatnonzero(space[:, 0] > self.track_len)
+        if len(too_big):
+            code = int(codes[too_big[0]])
+            raise FormatError(
+                f"a block of KL {code >> 32} DL {code & 0xFFFFFFFF} fits no {self.name} track"
+            )
+        inverse = inverse.reshape(-1)
+        return place_records(space[inverse, 0], space[inverse, 1], self.track_len, max_rec, used, r)
 
     def records_per_track(self, keylen: int, datalen: int) -> int:
         b1, b2 = _record_space(self.formula, self.f, keylen, datalen)

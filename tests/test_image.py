@@ -277,7 +277,7 @@ def test_convert_is_all_or_nothing(tmp_path, loaded_volume, monkeypatch):
     real = CckdImage._commit_tracks
     calls = {"n": 0}
 
-    def failing(self, tracks):
+    def failing(self, tracks, slots):
         calls["n"] += 1
         raise OSError("disk full")
 

@@ -201,10 +201,10 @@ def _copy_tracks(src: DasdImage, dst: DasdImage) -> None:
             # Tracks are copied as they are, without write_track's check: Hercules
             # accepts records whose count-field CCHH differs from the home address.
             # Committing in batches is safe: nobody sees the file before the rename.
-            dst._commit_tracks(batch)
+            dst._commit_tracks(batch, {})
             batch, staged = {}, 0
     if batch:
-        dst._commit_tracks(batch)
+        dst._commit_tracks(batch, {})
 
 
 def _final_names(dst_path: str, pieces: int) -> list[str]:

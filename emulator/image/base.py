@@ -14,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from emulator.errors import ConflictError, FormatError
 from emulator.geometry import Device
@@ -46,7 +47,9 @@ class DasdImage:
         self.cyls = cyls
         self.trksize = trksize
         self.writable = writable
-        self._pending: dict[int, bytes] = {}
+        self._pending: dict[int, bytes | memoryview] = {}
+        #: Full zero-padded slot rows of images staged by write_slots (no copy needed).
+        self._slots: dict[int, memoryview] = {}
         self._depth = 0
         self._poisoned = False
         self._cache: OrderedDict[int, bytes] = OrderedDict()
@@ -77,7 +80,7 @@ class DasdImage:
         """The track image of absolute track ``trk``, up to and including its end marker."""
         self._check_trk(trk)
         if trk in self._pending:
-            return self._pending[trk]
+            return bytes(self._pending[trk])  # no copy for bytes; a staged slot row is copied
         hit = self._cache.get(trk)
         if hit is not None:
             self._cache.move_to_end(trk)
@@ -115,6 +118,40 @@ class DasdImage:
 
         check_track_image(image, trk, self.heads, self.trksize, self.path)
         self._pending[trk] = bytes(image)
+        self._slots.pop(trk, None)
+        if self._depth == 0:
+            self.commit()
+
+    def write_slots(self, trks: Sequence[int], slots: Any, lengths: Sequence[int]) -> None:
+        """Stage new images for many tracks without copying them: row k of ``slots`` (a
+        C-contiguous uint8 array ``trksize`` wide) holds the image of ``trks[k]`` in its
+        first ``lengths[k]`` bytes and zeros after them, exactly as the slot is stored in
+        a plain image file.  The array must stay unchanged until the transaction ends.
+        Each image is checked as :meth:`write_track` checks it, all before any is
+        staged."""
+        if not self.writable:
+            raise ConflictError("image is open read-only", self.path)
+        if self._poisoned:
+            raise ConflictError(
+                "an earlier write in this transaction failed; it must be rolled back", self.path
+            )
+        from emulator.image.check import check_track_image  # local: avoids an import cycle
+
+        if slots.ndim != 2 or slots.shape[1] != self.trksize or not slots.flags.c_contiguous:
+            raise FormatError(f"track slots must be rows of {self.trksize} bytes", self.path)
+        staged = []
+        for k, (trk, n) in enumerate(zip(trks, lengths, strict=True)):
+            self._check_trk(trk)
+            row = memoryview(slots[k])
+            check_track_image(row[:n], trk, self.heads, self.trksize, self.path)
+            if slots[k, n:].any():
+                raise FormatError(
+                    f"{self.where(trk)}: the slot is not zero after the image", self.path
+                )
+            staged.append((trk, row, n))
+        for trk, row, n in staged:
+            self._pending[trk] = row[:n]
+            self._slots[trk] = row
         if self._depth == 0:
             self.commit()
 
@@ -142,17 +179,23 @@ class DasdImage:
         if not self._pending:
             return
         pending, self._pending = self._pending, {}
+        slots, self._slots = self._slots, {}
         try:
-            self._commit_tracks(pending)
+            self._commit_tracks(pending, slots)
         finally:
             self._cache.clear()
 
     def rollback(self) -> None:
         self._pending.clear()
+        self._slots.clear()
         self._poisoned = False
         self._cache.clear()
 
-    def _commit_tracks(self, tracks: dict[int, bytes]) -> None:  # pragma: no cover
+    def _commit_tracks(
+        self, tracks: dict[int, bytes | memoryview], slots: dict[int, memoryview]
+    ) -> None:  # pragma: no cover
+        """Write ``tracks`` (images); ``slots``: the full zero-padded slot row of those
+        staged by :meth:`write_slots`."""
         raise NotImplementedError
 
     # -- lifetime -------------------------------------------------------------------

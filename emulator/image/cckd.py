@@ -575,7 +575,9 @@ class CckdImage(DasdImage):
                 "the image file was changed by another program since it was opened", self.path
             )
 
-    def _commit_tracks(self, tracks: dict[int, bytes]) -> None:
+    def _commit_tracks(
+        self, tracks: dict[int, bytes | memoryview], slots: dict[int, memoryview]
+    ) -> None:
         if self._broken:
             raise ConflictError(self._broken, self.path)
         if not self.writable:
@@ -602,7 +604,8 @@ class CckdImage(DasdImage):
                 new_l2[l1x] = tab
             return tab
 
-        for trk, image in sorted(tracks.items()):
+        for trk, staged in sorted(tracks.items()):
+            image = bytes(staged)  # compressed from bytes; a staged slot row is copied once
             l1x, l2x = divmod(trk, L2_ENTRIES)
             tab = table(l1x)
             old_off, old_len, old_size = (int(tab[l2x][k]) for k in ("trkoff", "len", "size"))

@@ -105,11 +105,16 @@ class CkdImage(DasdImage):
         except FormatError as exc:
             raise exc.located(self.pieces[idx][0], self.where(trk)) from None
 
-    def _commit_tracks(self, tracks: dict[int, bytes]) -> None:
+    def _commit_tracks(
+        self, tracks: dict[int, bytes | memoryview], slots: dict[int, memoryview]
+    ) -> None:
         writes = []
         for trk, image in sorted(tracks.items()):
             idx, offset = self._locate(trk)
-            writes.append((idx, offset, image + bytes(self.trksize - len(image))))
+            row = slots.get(trk)  # already a whole zero-padded slot: no copy
+            writes.append(
+                (idx, offset, row if row is not None else image + bytes(self.trksize - len(image)))
+            )
         for fh in self._files:
             fh.flush()
         apply_writes(self.files, writes, self.lock)

@@ -156,7 +156,7 @@ def walk_records(slots, rows, ha_size, count_size, off_rec, off_kl, off_dl):
 
 
 @intrinsic
-def _memcpy_at(typingctx, dst, doff, src, soff, n):
+def memcpy_at(typingctx, dst, doff, src, soff, n):
     """memcpy(dst.data + doff, src.data + soff, n): LLVM's memcpy on the arrays' bytes.
     Callers guarantee the ranges lie inside both arrays (C-contiguous, uint8)."""
     sig = types.void(dst, types.intp, src, types.intp, types.intp)
@@ -305,7 +305,7 @@ def emit_records(
         bstart = base + pos - skip  # stream offset of this block's first byte
         if mode == MODE_F:
             sk = min(skip, dl)
-            _memcpy_at(out, pos, slots, data + sk, dl - sk)
+            memcpy_at(out, pos, slots, data + sk, dl - sk)
             dl -= sk
             if not cdc:
                 recs += (dl + split - 1) // split if split > 0 else (1 if dl else 0)
@@ -349,10 +349,10 @@ def emit_records(
             s = pos
             if mode == MODE_KEYED:
                 out[pos] = kl
-                _memcpy_at(out, pos + 1, slots, key, kl)
+                memcpy_at(out, pos + 1, slots, key, kl)
                 s = pos + 1 + kl
             _put_len(out, s, dl)
-            _memcpy_at(out, s + 4, slots, data, dl)
+            memcpy_at(out, s + 4, slots, data, dl)
             e = s + 4 + dl
             recs += 1
             grecs += 1
@@ -415,7 +415,7 @@ def emit_records(
                         err = E_RDW
                         break
                     _put_len(out, pos, n)
-                    _memcpy_at(out, pos + 4, slots, p + 4, n)
+                    memcpy_at(out, pos + 4, slots, p + 4, n)
                     done_s = pos + 4
                     pos += 4 + n
                     nadd = n + 4
@@ -431,7 +431,7 @@ def emit_records(
                         if span:
                             err = E_SPAN
                             break
-                        _memcpy_at(out, pos + 4, slots, p + 4, n)
+                        memcpy_at(out, pos + 4, slots, p + 4, n)
                         if code == 0:
                             _put_len(out, pos, n)
                             done_s = pos + 4
@@ -444,7 +444,7 @@ def emit_records(
                         if not span:
                             err = E_SPAN
                             break
-                        _memcpy_at(out, pos, slots, p + 4, n)
+                        memcpy_at(out, pos, slots, p + 4, n)
                         pos += n
                         if code == 2:
                             total = pos - spfx - 4
@@ -572,7 +572,7 @@ def parse_directory(slots, rows, rec_k, rec_kl, rec_dl, rec_pos, count_size):
                     cs[n] = c
                     udoff[n] = nud
                     if ulen:
-                        _memcpy_at(ud, nud, slots, data + p + 12, ulen)
+                        memcpy_at(ud, nud, slots, data + p + 12, ulen)
                 n += 1
                 nud += ulen
                 p += 12 + ulen

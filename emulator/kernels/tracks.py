@@ -18,8 +18,9 @@ import numba as nb
 import numpy as np
 
 from emulator.errors import FormatError
+from emulator.kernels.gather import memcpy_at
 from emulator.layouts import offsets as layout_offsets
-from emulator.layouts.ckd import COUNT_SIZE, HA_SIZE, CountField
+from emulator.layouts.ckd import COUNT_SIZE, HA_SIZE, CountField, HomeAddress
 
 ERR_OK = 0
 ERR_SHORT = 1  # slot too short for HA and one count field
@@ -103,7 +104,92 @@ def walk_counts(buf, start, end, slot, ha_size, count_size, off_rec, off_kl, off
     return starts, offs, recnos, keylens, datalens, used, err
 
 
+@nb.njit(cache=True, nogil=True)
+def place_records(b1, b2, track_len, max_rec, used, r):
+    """Records placed one after another, as a writer fills tracks: record i needs
+    ``b1[i]`` device bytes if last on its track and takes ``b2[i]`` when others follow
+    (``Device.record_space``); the first track already holds ``r`` records using
+    ``used`` bytes.  Returns (track offset from the first track, record number) per
+    record and the bytes used on the last track.  Every ``b1[i] <= track_len`` (the
+    caller checks), so each record fits an empty track."""
+    n = len(b1)
+    trk = np.empty(n, dtype=np.int64)
+    rec = np.empty(n, dtype=np.int64)
+    t = 0
+    for i in range(n):
+        if used + b1[i] > track_len or r >= max_rec:
+            t += 1
+            used = 0
+            r = 0
+        used += b2[i]
+        r += 1
+        trk[i] = t
+        rec[i] = r
+    return trk, rec, used
+
+
+@nb.njit(cache=True, nogil=True)
+def fill_tracks(
+    out, used, cyl, head, row, rec, src, key_off, key_len, data_off, data_len,
+    ha_size, count_size, off_cyl, off_head, off_rec, off_kl, off_dl, data_at,
+):  # fmt: skip
+    """Write track images into the rows of ``out`` (C-contiguous uint8): a row whose
+    ``used`` is 0 starts with HA and R0 (FORMATS.md 1.2), any other continues after its
+    first ``used`` bytes; record i (count field, key, data from ``src``) goes into row
+    ``row[i]`` as record ``rec[i]``, in order; every row ends with the end marker.
+    ``data_at[i]`` receives where record i's data starts in its row.  Returns -1, or
+    the first record that does not fit its row (nothing after it is written)."""
+    width = out.shape[1]
+    ntrk = out.shape[0]
+    for t in range(ntrk):
+        if used[t] == 0:
+            out[t, 0] = 0
+            out[t, 1] = (cyl[t] >> 8) & 0xFF
+            out[t, 2] = cyl[t] & 0xFF
+            out[t, 3] = (head[t] >> 8) & 0xFF
+            out[t, 4] = head[t] & 0xFF
+            p = ha_size
+            for j in range(count_size + 8):
+                out[t, p + j] = 0
+            out[t, p + off_cyl] = (cyl[t] >> 8) & 0xFF
+            out[t, p + off_cyl + 1] = cyl[t] & 0xFF
+            out[t, p + off_head] = (head[t] >> 8) & 0xFF
+            out[t, p + off_head + 1] = head[t] & 0xFF
+            out[t, p + off_dl + 1] = 8  # R0: key length 0, data length 8
+            used[t] = ha_size + count_size + 8
+    for i in range(len(row)):
+        t = row[i]
+        p = used[t]
+        kl = key_len[i]
+        dl = data_len[i]
+        if p + count_size + kl + dl + count_size > width:
+            return i
+        for j in range(count_size):
+            out[t, p + j] = 0
+        out[t, p + off_cyl] = (cyl[t] >> 8) & 0xFF
+        out[t, p + off_cyl + 1] = cyl[t] & 0xFF
+        out[t, p + off_head] = (head[t] >> 8) & 0xFF
+        out[t, p + off_head + 1] = head[t] & 0xFF
+        out[t, p + off_rec] = rec[i] & 0xFF
+        out[t, p + off_kl] = kl
+        out[t, p + off_dl] = (dl >> 8) & 0xFF
+        out[t, p + off_dl + 1] = dl & 0xFF
+        p += count_size
+        base = t * width
+        memcpy_at(out, base + p, src, key_off[i], kl)
+        p += kl
+        data_at[i] = p
+        memcpy_at(out, base + p, src, data_off[i], dl)
+        used[t] = p + dl
+    for t in range(ntrk):
+        for j in range(count_size):
+            out[t, used[t] + j] = 0xFF
+        used[t] += count_size
+    return -1
+
+
 _COUNT_OFF = layout_offsets(CountField)
+_HA_OFF = layout_offsets(HomeAddress)
 
 
 def walk_slots(buf: np.ndarray, slot: int, start: int = 0, end: int | None = None):
@@ -137,4 +223,72 @@ def track_records(image: bytes | bytearray | memoryview | np.ndarray, include_r0
     return offs[first:], keylens[first:], datalens[first:]
 
 
-__all__ = ["walk_counts", "walk_slots", "track_records", "ERROR_TEXT", "ERR_OK"]
+if (_HA_OFF["cyl"], _HA_OFF["head"], HA_SIZE) != (1, 3, 5):  # fill_tracks writes the HA so
+    raise ImportError("emulator.layouts.ckd.HomeAddress is not bin(1) || CC(2) || HH(2)")
+
+
+def build_tracks(
+    cyl: np.ndarray,
+    head: np.ndarray,
+    row: np.ndarray,
+    rec: np.ndarray,
+    src: np.ndarray,
+    key_off: np.ndarray,
+    key_len: np.ndarray,
+    data_off: np.ndarray,
+    data_len: np.ndarray,
+    trksize: int,
+    prefix: bytes = b"",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Track images of many records at once, as :func:`emulator.track.build_track`
+    builds one: ``(slots, used, data_at)``, ``slots[t, :used[t]]`` being the image of
+    track t (zeros after it: ``Volume.write_slots`` takes the rows as they are) (C ``cyl[t]``, H ``head[t]``), ``data_at[i]`` where record i's data is in
+    its row.  Record i goes on track ``row[i]`` (ascending) as record number ``rec[i]``
+    with the key and data at the given offsets of ``src`` (uint8; a record with both
+    lengths 0 is an EOF record).  ``prefix``: the image of track 0 up to its end marker
+    (records kept there, new ones appended after them); else every track starts with
+    HA and R0.  FormatError when a track's records do not fit ``trksize``."""
+    ntrk = len(cyl)
+    limit = len(src)
+    if len(row) and (
+        (key_off < 0).any()
+        or (data_off < 0).any()
+        or (key_off + key_len > limit).any()
+        or (data_off + data_len > limit).any()
+        or (row < 0).any()
+        or (row >= ntrk).any()
+        or (np.diff(row) < 0).any()
+    ):
+        raise FormatError("record offsets outside the source, or tracks out of order")
+    slots = np.zeros((ntrk, trksize), dtype=np.uint8)  # zero after each image, as on disk
+    used = np.zeros(ntrk, dtype=np.int64)
+    if prefix:
+        if len(prefix) + COUNT_SIZE > trksize or ntrk == 0:
+            raise FormatError(f"a track prefix of {len(prefix)} bytes does not fit the track")
+        slots[0, : len(prefix)] = np.frombuffer(prefix, dtype=np.uint8)
+        used[0] = len(prefix)
+    data_at = np.zeros(len(row), dtype=np.int64)
+    i64 = np.int64
+    bad = fill_tracks(
+        slots, used, cyl.astype(i64), head.astype(i64), row.astype(i64), rec.astype(i64),
+        src, key_off.astype(i64), key_len.astype(i64), data_off.astype(i64),
+        data_len.astype(i64), HA_SIZE, COUNT_SIZE, _COUNT_OFF["cyl"], _COUNT_OFF["head"],
+        _COUNT_OFF["rec"], _COUNT_OFF["keylen"], _COUNT_OFF["datalen"], data_at,
+    )  # fmt: skip
+    if bad >= 0:
+        raise FormatError(
+            f"record {bad} (KL {int(key_len[bad])} DL {int(data_len[bad])}) does not fit "
+            f"track {int(row[bad])} of {trksize} bytes"
+        )
+    return slots, used, data_at
+
+
+__all__ = [
+    "walk_counts",
+    "walk_slots",
+    "track_records",
+    "place_records",
+    "build_tracks",
+    "ERROR_TEXT",
+    "ERR_OK",
+]

@@ -51,7 +51,8 @@ import dataclasses
 import datetime
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from emulator import codepage
 from emulator.dates import date_to_ydd
@@ -267,6 +268,22 @@ class Volume:
                 self.volser,
             )
         self.image.write_track(trk, image)
+
+    def write_slots(self, trks: Sequence[int], slots: Any, lengths: Sequence[int]) -> None:
+        """Write many data tracks from zero-padded slot rows without copying them
+        (:meth:`emulator.image.base.DasdImage.write_slots`); as :meth:`write_track`,
+        never track 0 or the VTOC."""
+        self._require_device_writable()
+        for trk in trks:
+            if trk == 0 or self.vtoc.begin <= trk <= self.vtoc.end:
+                cyl, head = divmod(trk, self.heads)
+                raise ConflictError(
+                    f"track {cyl}/{head} holds the volume label or VTOC; write it through "
+                    "the volume methods",
+                    self.path,
+                    self.volser,
+                )
+        self.image.write_slots(trks, slots, lengths)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Volume]:
