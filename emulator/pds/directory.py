@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from emulator.errors import FormatError, SpaceError
@@ -81,9 +81,14 @@ def validate_name(name: str, where: str = "") -> str:
     return upper
 
 
+#: Latin-1 byte -> code page 037 byte: cp037 maps exactly the 256 Latin-1 characters, and
+#: a table lookup is far cheaper than the codec for the thousands of names of a directory.
+_TO_NAME_CODEPAGE = bytes(range(256)).decode("latin-1").encode(NAME_CODEPAGE)
+
+
 def name_to_bytes(name: str) -> bytes:
     """A member name as its 8 directory bytes (EBCDIC, blank padded)."""
-    raw = name.encode(NAME_CODEPAGE)
+    raw = name.encode("latin-1").translate(_TO_NAME_CODEPAGE)
     if not 1 <= len(raw) <= NAME_LEN:
         raise FormatError(f"member name {name!r} is not 1-8 characters")
     return raw + bytes([BLANK]) * (NAME_LEN - len(raw))
@@ -303,23 +308,41 @@ def _sort_key(entry: DirEntry) -> bytes:
     return entry.name_bytes
 
 
+def _block_starts(sizes: Iterable[int]) -> Iterator[bool]:
+    """The greedy packing, given the bytes of each entry in name order and then the
+    end marker's: True for an entry that starts a new directory block."""
+    used = 2
+    for size in sizes:
+        new = used + size > DIRBLK_DATALEN
+        if new:
+            used = 2
+        used += size
+        yield new
+
+
 def _pack(entries: Sequence[DirEntry]) -> list[list[DirEntry | None]]:
     """Greedy packing in name order; ``None`` stands for the 12-byte end marker."""
+    items: list[DirEntry | None] = [*sorted(entries, key=_sort_key), None]
+    sizes = (DIRENTRY_SIZE if item is None else item.size for item in items)
     blocks: list[list[DirEntry | None]] = [[]]
-    used = 2
-    for item in [*sorted(entries, key=_sort_key), None]:
-        size = DIRENTRY_SIZE if item is None else item.size
-        if used + size > DIRBLK_DATALEN:
+    for item, new in zip(items, _block_starts(sizes), strict=True):
+        if new:
             blocks.append([])
-            used = 2
         blocks[-1].append(item)
-        used += size
     return blocks
 
 
 def blocks_needed(entries: Sequence[DirEntry]) -> int:
     """Directory blocks the entries (and the end marker) take when packed."""
     return len(_pack(entries))
+
+
+def blocks_needed_for(user_data_lengths: Mapping[str, int]) -> int:
+    """:func:`blocks_needed` for entries given as name -> user-data length (no entry
+    objects: an import sizes directories of thousands of new members)."""
+    names = sorted(user_data_lengths, key=name_to_bytes)
+    sizes = [DIRENTRY_SIZE + user_data_lengths[n] for n in names] + [DIRENTRY_SIZE]
+    return 1 + sum(_block_starts(sizes))
 
 
 def build_blocks(entries: Sequence[DirEntry], nblocks: int) -> list[tuple[bytes, bytes]]:
@@ -434,6 +457,7 @@ __all__ = [
     "name_from_bytes",
     "user_ttr_offsets",
     "relocate_userdata",
+    "blocks_needed_for",
     "note_list_ref",
     "load_module_alias_name",
     "IspfStats",
