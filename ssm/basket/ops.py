@@ -25,6 +25,17 @@ import numpy as np
 
 from emulator.dataset import records as rf
 from emulator.errors import FormatError
+from ssm.basket.blocks import (
+    BLOCK_HEADER,
+    SCAN_OK,
+    SCAN_SHORT,
+    Block,
+    BlockRun,
+    BlockTable,
+    run_of,
+    scan_blocks,
+    scan_members,
+)
 from ssm.model import DS_PDS, DatasetFp, Fingerprint, digest_text
 from ssm.patterns import DsnFilter, NameMaps
 
@@ -381,14 +392,6 @@ def system_state(
 
 
 # -- payload encodings (basket.md "Payloads") ----------------------------------------
-class Block(NamedTuple):
-    """A block of a member payload: ``ttr`` = TT << 8 | R on the source (0: unknown)."""
-
-    ttr: int
-    key: bytes
-    data: bytes
-
-
 class RecordEdit(NamedTuple):
     """Replace OLD records ``[start, stop)`` with ``records``."""
 
@@ -406,12 +409,12 @@ class MemberImage:
     ttr_count: int
     userdata: bytes
     alias_of: str | None = None  # alias: its member's name
-    blocks: list[Block] = field(default_factory=list)
+    blocks: Sequence[Block] = field(default_factory=list)  # decoded: a BlockRun
 
 
 _U32 = struct.Struct("<I")
 _EDIT = struct.Struct("<QQ")
-_BLOCK = struct.Struct("<IBBHI")  # ttr, keylen, 0, 0, datalen
+_BLOCK = BLOCK_HEADER  # ttr, keylen, 0, 0, datalen
 _NO_TARGET = 0xFFFFFFFF
 
 
@@ -534,24 +537,18 @@ class _Reader:
         self.pos = pos
         return out
 
-    def blocks(self) -> list[Block]:
-        n = self.count(_BLOCK.size)
-        raw, pos, size = self.data.obj, self.pos, len(self.data)
-        unpack, head = _BLOCK.unpack_from, _BLOCK.size
-        out = []
-        for _ in range(n):
-            if pos + head > size:
-                raise self._short(pos, head)
-            ttr, keylen, _z1, _z2, datalen = unpack(raw, pos)
-            pos += head
-            if pos + keylen + datalen > size:
-                raise self._short(pos, keylen + datalen)
-            key = raw[pos : pos + keylen]
-            pos += keylen
-            out.append(Block(ttr, key, raw[pos : pos + datalen]))
-            pos += datalen
+    def scanned(self, code: int, pos: int, need: int) -> None:
+        """Raise what a scan of ``ssm.basket.blocks`` found, as take()/count() would."""
+        if code == SCAN_SHORT:
+            raise self._short(pos, need)
+        if code != SCAN_OK:
+            raise FormatError(f"count {need} at {pos} exceeds the payload", where=self.where)
         self.pos = pos
-        return out
+
+    def blocks(self) -> BlockRun:
+        code, pos, need, table = scan_blocks(self.data.obj, self.pos)
+        self.scanned(code, pos, need)
+        return BlockRun(table, 0, len(table.ttr))
 
 
 def decode_records(payload: bytes, where: str = "records payload") -> list[bytes]:
@@ -590,15 +587,21 @@ def decode_members(payload: bytes, where: str = "members payload") -> list[Membe
     r = _Reader(payload, where)
     r.magic(b"P1")
     n = r.count(4 + 4 + 4)
+    code, pos, need, rows, table = scan_members(r.data.obj, r.pos, n)
+    r.scanned(code, pos, need)
+    r.end()
+    raw = r.data.obj
     out: list[MemberImage] = []
     targets: list[int] = []
-    for _ in range(n):
-        name = r.take(r.take(1)[0]).decode("cp037")
-        flags, ttr_count, udlen = r.take(3)
-        userdata = r.take(udlen)
-        targets.append(r.u32())
-        out.append(MemberImage(name, bool(flags & 1), ttr_count, userdata, None, r.blocks()))
-    r.end()
+    for name_at, name_len, flags, ttr_count, ud_at, ud_len, target, lo, count in rows.tolist():
+        name = raw[name_at : name_at + name_len].decode("cp037")
+        userdata = raw[ud_at : ud_at + ud_len]
+        targets.append(target)
+        out.append(
+            MemberImage(
+                name, bool(flags & 1), ttr_count, userdata, None, BlockRun(table, lo, lo + count)
+            )
+        )
     for m, t in zip(out, targets, strict=True):
         if m.alias and t != _NO_TARGET:  # X'FFFFFFFF': an alias whose member is unknown
             if t >= len(out) or out[t].alias:
@@ -704,6 +707,9 @@ __all__ = [
     "Block",
     "RecordEdit",
     "MemberImage",
+    "BlockRun",
+    "BlockTable",
+    "run_of",
     "attribute_state",
     "attribute_state_raw",
     "dataset_state",
