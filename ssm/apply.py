@@ -45,6 +45,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import blake3
@@ -63,7 +64,7 @@ from emulator.errors import (
     UnsupportedError,
 )
 from emulator.pds import DirEntry, Pds
-from emulator.pds.directory import blocks_needed, validate_name
+from emulator.pds.directory import blocks_needed, blocks_needed_for, validate_name
 from emulator.pds.pds import Directory, resolve_aliases
 from emulator.volume import DatasetInfo, Volume
 from ssm import model as m
@@ -336,24 +337,33 @@ def _fingerprint(
 
 
 # -- payloads and space ---------------------------------------------------------------
-def _tracks_for(device, sizes: Iterable[tuple[int, int]], used: int = 0, r: int = 0) -> int:
+def _tracks_for(
+    device, sizes: Iterable[tuple[int, int]] | tuple[np.ndarray, np.ndarray], used: int = 0,
+    r: int = 0,
+) -> int:  # fmt: skip
     """Tracks that records of (key length, data length), written one after another,
     take on ``device`` (its capacity formula), counting the track they start on, which
-    already holds ``r`` records using ``used`` bytes."""
-    tracks = 1
-    for kl, dl in sizes:
-        new = device.fits(used, kl, dl)
-        if new is None or r >= MAX_REC:
-            new = device.fits(0, kl, dl)
-            if new is None:
-                raise FormatError(f"a block of KL {kl} DL {dl} fits no {device.name} track")
-            tracks += 1
-            r = 0
-        used, r = new, r + 1
-    return tracks
+    already holds ``r`` records using ``used`` bytes.  ``sizes``: pairs, or a tuple of
+    key-length and data-length arrays."""
+    if isinstance(sizes, tuple):
+        kl, dl = sizes
+    else:
+        pairs = np.array(list(sizes), dtype=np.int64).reshape(-1, 2)
+        kl, dl = pairs[:, 0], pairs[:, 1]
+    offsets, _recs, _used = device.place(kl, dl, used, r, MAX_REC)
+    return 1 + (int(offsets[-1]) if len(offsets) else 0)
 
 
-def _tracks_after_eof(vol: Volume, info: DatasetInfo, sizes: Sequence[tuple[int, int]]) -> int:
+def _with_directory(dirblks: int, recs: _Records) -> tuple[np.ndarray, np.ndarray]:
+    """Sizes of a new PDS's records: ``dirblks`` directory blocks, their EOF, then
+    ``recs``."""
+    head = np.zeros(dirblks + 1, dtype=np.int64)
+    head_kl, head_dl = head.copy(), head.copy()
+    head_kl[:dirblks], head_dl[:dirblks] = 8, 256
+    return np.concatenate([head_kl, recs.key_len]), np.concatenate([head_dl, recs.data_len])
+
+
+def _tracks_after_eof(vol: Volume, info: DatasetInfo, sizes: tuple[np.ndarray, np.ndarray]) -> int:
     """Relative tracks a data set needs when ``sizes`` are appended after its final EOF
     record (DS1LSTAR; DS1TRBAL says how full that track is)."""
     tt, r = info.lstar
@@ -362,11 +372,6 @@ def _tracks_after_eof(vol: Volume, info: DatasetInfo, sizes: Sequence[tuple[int,
     if (tt, r) == (0, 0):
         used, r = track_len, MAX_REC  # unknown: start on a fresh track
     return tt + _tracks_for(vol.device, sizes, used, r)
-
-
-def _member_sizes(blocks: Sequence[ops.Block]) -> list[tuple[int, int]]:
-    """The records one member takes: its blocks and its EOF record."""
-    return [(len(b.key), len(b.data)) for b in blocks] + [(0, 0)]
 
 
 def _units(tracks: int, unit: str, heads: int) -> int:
@@ -560,18 +565,23 @@ class _Run:
         return self.system.volume(volser)
 
     def decode(self) -> None:
-        """Decode every payload once (a damaged one stops the import here).  One
-        thread: with the GIL taken by the decoding around it, threads made zlib's
-        inflating slower here, not faster."""
+        """Decode every payload once (a damaged one stops the import here: the first in
+        manifest order).  Two threads: inflating and the block scan release the GIL."""
+        first: dict[int, Operation] = {}
         for op in self.basket.operations:
-            if op.payload is not None and op.payload not in self.payloads:
-                where = f"payload {op.payload} of operation {op.seq} ({op.target})"
-                try:
-                    self.payloads[op.payload] = ops.decode_payload(
-                        op.kind, self.basket.payload(op.payload), where
-                    )
-                except FormatError as exc:
-                    raise exc.located(self.basket.path) from None
+            if op.payload is not None:
+                first.setdefault(op.payload, op)
+
+        def decode_one(op: Operation):
+            where = f"payload {op.payload} of operation {op.seq} ({op.target})"
+            try:
+                return ops.decode_payload(op.kind, self.basket.payload(op.payload), where)
+            except FormatError as exc:
+                raise exc.located(self.basket.path) from None
+
+        with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+            for index, decoded in zip(first, pool.map(decode_one, first.values()), strict=True):
+                self.payloads[index] = decoded
 
     def touched(self) -> set[str]:
         names = set()
@@ -764,16 +774,10 @@ class _Run:
         device = vol.device
         if str(dcb.get("dsorg", "PS")).upper().startswith("PO"):
             members = step.data or []
-            entries = [
-                DirEntry(mi.name, (0, 0), mi.alias, mi.ttr_count, bytes(mi.userdata))
-                for mi in members
-            ]
-            dirblks = max(int(space.get("dirblks") or 0), blocks_needed(entries), 1)
-            sizes = [(8, 256)] * dirblks + [(0, 0)]
-            for mi in members:
-                if not mi.alias:
-                    sizes.extend(_member_sizes(mi.blocks))
-            tracks = _tracks_for(device, sizes)
+            needed = blocks_needed_for({mi.name: len(mi.userdata) for mi in members})
+            dirblks = max(int(space.get("dirblks") or 0), needed, 1)
+            recs = _records_of([ops.run_of(mi.blocks) for mi in members if not mi.alias])
+            tracks = _tracks_for(device, _with_directory(dirblks, recs))
             step.dirblks = dirblks
         else:
             if step.blocks is None:
@@ -852,8 +856,8 @@ class _Run:
         again, exactly, when applying)."""
         vol = self.volume(steps[0].volser)
         info = vol.dataset(steps[0].op.dsname)
-        sizes = [sz for step in steps for sz in _member_sizes(step.data or [])]
-        grow = max(0, _tracks_after_eof(vol, info, sizes) - info.tracks)
+        recs = _records_of([ops.run_of(step.data or []) for step in steps])
+        grow = max(0, _tracks_after_eof(vol, info, (recs.key_len, recs.data_len)) - info.tracks)
         if grow and len(info.extents) < MAX_EXTENTS:
             need[vol.volser] += grow
 
@@ -1163,7 +1167,7 @@ class _Run:
                         for s in steps[i:j]
                     ]
                     _load_members(edit, members, fit=lambda n: self.fit(vol, dsname, n))
-                    written += sum(len(d) for mb in members for _, d in mb.blocks)
+                    written += sum(mb.data_bytes for mb in members)
                     i = j
                     continue
                 if k in ("member.delete", "alias.delete"):
@@ -1234,7 +1238,7 @@ class _Run:
         edit = _DirectoryEdit(vol, op.dsname)
         _load_members(edit, members, aliases, fit=lambda n: self.fit(vol, op.dsname, n))
         edit.write()
-        return sum(len(d) for mb in members for _, d in mb.blocks)
+        return sum(mb.data_bytes for mb in members)
 
     def plan_rewrite(self, vol: Volume, step: _Step) -> tuple | None:
         """How a sequential data set's content, records or attributes operation is
@@ -1445,30 +1449,99 @@ class _Run:
 
 @dataclass
 class _Member:
-    """A member to load: blocks ``(key, data)``, user data as on the source and the
-    blocks' source TTRs (for relocating the user data and the note list), or None."""
+    """A member to load: its blocks (a BlockRun: columns over a payload), user data as
+    on the source, and whether the blocks' source TTRs relocate the user data and the
+    note list (they are known and distinct)."""
 
     name: str
-    blocks: list[tuple[bytes, bytes]]
+    blocks: ops.BlockRun
     userdata: bytes
     ttr_count: int
-    old_ttrs: list[tuple[int, int]] | None
+    relocate: bool
+
+    @property
+    def data_bytes(self) -> int:
+        run = self.blocks
+        return int(run.table.data_len[run.lo : run.hi].sum())
 
 
 def _member_of(
     name: str, blocks: Sequence[ops.Block], userdata: bytes | None, count: int
 ) -> _Member:
-    old = None
-    if count and userdata is not None:  # TTRs to relocate: the blocks' source TTRs
-        old = [(b.ttr >> 8, b.ttr & 0xFF) for b in blocks]
-        if not old or not all(b.ttr for b in blocks) or len(set(old)) != len(old):
-            old = None
+    run = ops.run_of(blocks)
+    ttrs = run.table.ttr[run.lo : run.hi]
+    relocate = bool(
+        count
+        and userdata is not None
+        and len(ttrs)
+        and ttrs.all()
+        and len(np.unique(ttrs)) == len(ttrs)
+    )
     return _Member(
-        name,
-        [(b.key, b.data) for b in blocks],  # decoded payloads hold bytes already
-        bytes(userdata or b""),
-        count if userdata is not None else 0,
-        old,
+        name, run, bytes(userdata or b""), count if userdata is not None else 0, relocate
+    )
+
+
+@dataclass
+class _Records:
+    """What :func:`_load_members` writes, in order: every member's blocks, each run
+    followed by an EOF record, as columns over one byte array ``src``; run i's blocks
+    are positions ``spans[i][0] .. spans[i][1]-1``, its EOF record is at
+    ``spans[i][1]``."""
+
+    src: np.ndarray
+    ttr: np.ndarray
+    key_off: np.ndarray
+    key_len: np.ndarray
+    data_off: np.ndarray
+    data_len: np.ndarray
+    spans: np.ndarray
+
+
+def _records_of(runs: Sequence[ops.BlockRun]) -> _Records:
+    tables: dict[int, ops.BlockTable] = {}
+    for run in runs:
+        tables.setdefault(id(run.table), run.table)
+    order = {key: i for i, key in enumerate(tables)}
+    tabs = list(tables.values())
+    rows = np.cumsum([0] + [len(t.ttr) for t in tabs])
+    sizes = np.cumsum([0] + [len(t.raw) for t in tabs])
+    if len(tabs) == 1:
+        t = tabs[0]
+        src, ttr, koff, klen, doff, dlen = (
+            t.raw,
+            t.ttr,
+            t.key_off,
+            t.key_len,
+            t.data_off,
+            t.data_len,
+        )
+    else:  # one member.put payload each: put their bytes and columns end to end
+        src = np.concatenate([t.raw for t in tabs]) if tabs else np.zeros(0, dtype=np.uint8)
+        ttr = np.concatenate([t.ttr for t in tabs]) if tabs else np.zeros(0, dtype=np.int64)
+        koff = np.concatenate([t.key_off + b for t, b in zip(tabs, sizes, strict=False)] or [ttr])
+        klen = np.concatenate([t.key_len for t in tabs] or [ttr])
+        doff = np.concatenate([t.data_off + b for t, b in zip(tabs, sizes, strict=False)] or [ttr])
+        dlen = np.concatenate([t.data_len for t in tabs] or [ttr])
+    lo = np.array([rows[order[id(run.table)]] + run.lo for run in runs], dtype=np.int64)
+    count = np.array([len(run) for run in runs], dtype=np.int64)
+    first = np.cumsum(count + 1) - (count + 1)  # where each member's run starts
+    total = int((count + 1).sum())
+    eof = np.zeros(total, dtype=bool)
+    eof[first + count] = True
+    row = np.repeat(lo - first, count + 1) + np.arange(total)
+    row[eof] = 0
+    blank = np.zeros(total, dtype=np.int64)
+    if not len(ttr):
+        ttr = koff = klen = doff = dlen = np.zeros(1, dtype=np.int64)
+    return _Records(
+        src,
+        np.where(eof, 0, ttr[row]),
+        np.where(eof, blank, koff[row]),
+        np.where(eof, blank, klen[row]),
+        np.where(eof, blank, doff[row]),
+        np.where(eof, blank, dlen[row]),
+        np.stack([first, first + count], axis=1),
     )
 
 
@@ -1482,35 +1555,33 @@ def _load_members(
     count) in one pass, as IEBCOPY loads a PDS: the blocks of every member, each run
     followed by its EOF record, are placed one after another from the data set's final
     EOF (FORMATS.md 6.5, 7.3), whole tracks are built once and staged in the caller's
-    transaction, user-data TTRs and note lists are relocated before the tracks are
-    built, and DS1LSTAR/DS1TRBAL are written once.  The new entries go into ``edit``,
-    whose owner writes the directory.
+    transaction, user-data TTRs and note lists are relocated, and DS1LSTAR/DS1TRBAL are
+    written once.  The new entries go into ``edit``, whose owner writes the directory.
 
     ``fit(tracks)`` makes the data set that big (it is called with the relative tracks
     the placement needs); when the data set cannot grow because it has 16 extents, the
     PDS is compressed first, as IEBCOPY would, and the placement done again.
 
     ``Pds.write_many`` does the same member by member (one ``io.write_blocks`` and one
-    DSCB update each); this pass is what makes the import of new member data fast.
+    DSCB update each); this pass is what makes the import of new member data fast: the
+    placement (``Device.place``) and the track images (``build_tracks``) are computed
+    over columns of every record at once, with Python work per load module only.
     Aliases of replaced members keep pointing at the old copy, as on MVS.
     """
+    from emulator.kernels.tracks import build_tracks
+    from emulator.layouts.ckd import EOT_MARKER
     from emulator.pds.directory import note_list_ref, relocate_userdata, ttr_bytes, ttr_from
     from emulator.track import build_track, parse_track
 
     vol, pds, where = edit.vol, edit.pds, edit.where
     device = vol.device
+    recs = _records_of([mb.blocks for mb in members])
     for attempt in (0, 1):
         info = pds.info
-        current = dict(edit.entries)
-        for mb in members:
-            current[mb.name] = DirEntry(
-                mb.name, (0, 0), ttr_count=mb.ttr_count, userdata=mb.userdata
-            )
-        for name, _target, userdata, count in aliases:
-            current[name] = DirEntry(
-                name, (0, 0), alias=True, ttr_count=count, userdata=bytes(userdata)
-            )
-        needed = blocks_needed(list(current.values()))
+        sizes = {name: len(e.userdata) for name, e in edit.entries.items()}
+        sizes.update((mb.name, len(mb.userdata)) for mb in members)
+        sizes.update((name, len(userdata)) for name, _target, userdata, _count in aliases)
+        needed = blocks_needed_for(sizes)
         if needed > edit.directory.blocks:
             raise SpaceError(
                 f"directory full: {edit.directory.blocks} blocks, need {needed}", vol.path, where
@@ -1518,9 +1589,7 @@ def _load_members(
 
         # Pass 1: where every record goes.
         tt, r = pds.end_of_data(edit.directory)
-        trk = vol.trk_of(info, tt)
-        recs = parse_track(vol.read_track(trk), where=where)
-        kept = [(rec.key, rec.data) for rec in recs if rec.rec <= r]
+        kept = [(rec.key, rec.data) for rec in parse_track(vol.read_track(vol.trk_of(info, tt)), where=where) if rec.rec <= r]  # fmt: skip
         if len(kept) != r:
             raise FormatError(
                 f"the final EOF is R{r} but the track holds {len(kept)} records before it",
@@ -1530,28 +1599,12 @@ def _load_members(
         used = 0
         for key, data in kept:
             used = device.fits(used, len(key), len(data)) or used
-        tracks: dict[int, list[tuple[bytes, bytes]]] = {tt: kept}
-        placed: list[list[tuple[int, int]]] = []
-        eofs: list[tuple[int, int]] = []
-
-        def place(kl: int, dl: int, tracks: dict = tracks) -> tuple[int, int]:
-            nonlocal tt, r, used
-            new = device.fits(used, kl, dl)
-            if new is None or r >= MAX_REC:
-                new = device.fits(0, kl, dl)
-                if new is None:
-                    raise FormatError(
-                        f"a block of KL {kl} DL {dl} fits no {device.name} track", vol.path, where
-                    )
-                tt, r, used = tt + 1, 0, 0
-                tracks[tt] = []
-            used, r = new, r + 1
-            return tt, r
-
-        for mb in members:
-            placed.append([place(len(k), len(d)) for k, d in mb.blocks])
-            eofs.append(place(0, 0))
-        if tt < info.tracks:
+        try:
+            toff, recno, last_used = device.place(recs.key_len, recs.data_len, used, r, MAX_REC)
+        except FormatError as exc:
+            raise exc.located(vol.path, where) from None
+        last_tt = tt + (int(toff[-1]) if len(toff) else 0)
+        if last_tt < info.tracks:
             break
         if attempt == 0 and len(info.extents) >= MAX_EXTENTS:
             # as IEBCOPY: the space of replaced and deleted members comes back
@@ -1560,39 +1613,54 @@ def _load_members(
             edit.read()
             continue
         if fit is None:
-            raise SpaceError(f"needs {tt + 1} tracks, has {info.tracks}", vol.path, where)
-        info = fit(tt + 1)
+            raise SpaceError(f"needs {last_tt + 1} tracks, has {info.tracks}", vol.path, where)
+        info = fit(last_tt + 1)
         break
 
-    # Pass 2: relocate user data and note lists, then build the tracks.
+    # Pass 2: relocate user data and note lists (load modules), then build the tracks.
+    new_tt = tt + toff
     new_entries: dict[str, DirEntry] = {}
-    for mb, ttrs, eof in zip(members, placed, eofs, strict=True):
-        blocks = list(mb.blocks)
-        entry = current[mb.name]
-        if mb.old_ttrs is not None:
-            mapping = dict(zip(mb.old_ttrs, ttrs, strict=True))
-            entry = replace(entry, userdata=relocate_userdata(entry, mapping))
-            ref = note_list_ref(entry)
+    patches: list[tuple[int, bytes]] = []  # (record position, patched note list data)
+    for mb, (s, e) in zip(members, recs.spans.tolist(), strict=True):
+        userdata = mb.userdata
+        if mb.relocate:
+            entry = DirEntry(mb.name, (0, 0), ttr_count=mb.ttr_count, userdata=mb.userdata)
+            ttrs = list(zip(new_tt[s:e].tolist(), recno[s:e].tolist(), strict=True))
+            old = [(t >> 8, t & 0xFF) for t in recs.ttr[s:e].tolist()]
+            mapping = dict(zip(old, ttrs, strict=True))
+            userdata = relocate_userdata(entry, mapping)
+            ref = note_list_ref(replace(entry, userdata=userdata))
             if ref is not None and ref[0] in ttrs:
-                i = ttrs.index(ref[0])
-                key, data = blocks[i]
-                patched = bytearray(data)
-                for j in range(min(ref[1], len(data) // 4)):
-                    old = ttr_from(bytes(patched[4 * j : 4 * j + 3]))
-                    if old in mapping:
-                        patched[4 * j : 4 * j + 3] = ttr_bytes(mapping[old])
-                blocks[i] = (key, bytes(patched))
-        for (btt, _r), block in zip(ttrs, blocks, strict=True):
-            tracks[btt].append(block)
-        tracks[eof[0]].append((b"", b""))
-        new_entries[mb.name] = replace(entry, ttr=ttrs[0] if ttrs else eof)
+                pos = s + ttrs.index(ref[0])
+                start = int(recs.data_off[pos])
+                patched = bytearray(recs.src[start : start + int(recs.data_len[pos])].tobytes())
+                for j in range(min(ref[1], len(patched) // 4)):
+                    was = ttr_from(bytes(patched[4 * j : 4 * j + 3]))
+                    if was in mapping:
+                        patched[4 * j : 4 * j + 3] = ttr_bytes(mapping[was])
+                patches.append((pos, bytes(patched)))
+        new_entries[mb.name] = DirEntry(
+            mb.name, (int(new_tt[s]), int(recno[s])), ttr_count=mb.ttr_count, userdata=userdata
+        )
+    trks = [vol.trk_of(info, rel) for rel in range(tt, last_tt + 1)]
+    cyl, head = np.divmod(np.array(trks, dtype=np.int64), vol.heads)
+    prefix = build_track(int(cyl[0]), int(head[0]), kept)[: -len(EOT_MARKER)]
+    try:
+        slots, lengths, data_at = build_tracks(
+            cyl, head, toff, recno, recs.src, recs.key_off, recs.key_len, recs.data_off,
+            recs.data_len, vol.image.trksize, prefix,
+        )  # fmt: skip
+    except FormatError as exc:
+        raise exc.located(vol.path, where) from None
+    for pos, patched in patches:
+        at = int(data_at[pos])
+        slots[int(toff[pos]), at : at + len(patched)] = np.frombuffer(patched, dtype=np.uint8)
     with vol.transaction():
-        for rel, records in tracks.items():
-            trk = vol.trk_of(info, rel)
-            cyl, head = divmod(trk, vol.heads)
-            vol.write_track(trk, build_track(cyl, head, records))
+        vol.write_slots(trks, slots, lengths.tolist())
         if members:
-            vol.update(pds.dsname, lstar=(tt, r), trbal=device.track_balance(used))
+            vol.update(
+                pds.dsname, lstar=(last_tt, int(recno[-1])), trbal=device.track_balance(last_used)
+            )
     edit.entries.update(new_entries)
     for name, target, userdata, count in aliases:
         edit.put_alias(name, target, userdata, count)
@@ -1606,28 +1674,20 @@ def _rebuild_pds(vol: Volume, dsname: str, dirblks: int) -> None:
     pds = Pds(vol, dsname)
     info = pds.info
     entries = pds.directory().entries
-    members = []
-    for e in entries:
-        if e.alias:
-            continue
-        blocks = pds.blocks_of(e)
-        old = [(b.tt, b.r) for b in blocks]
-        members.append(
-            _Member(
-                e.name,
-                [(b.key, b.data) for b in blocks],
-                e.userdata,
-                e.ttr_count,
-                old if e.ttr_count else None,
-            )
+    members = [
+        _member_of(
+            e.name,
+            [ops.Block(b.tt << 8 | b.r, b.key, b.data) for b in pds.blocks_of(e)],
+            e.userdata,
+            e.ttr_count,
         )
+        for e in entries
+        if not e.alias
+    ]
     aliases = [(e.name, e.alias_of, e.userdata, e.ttr_count) for e in entries if e.alias]
-    sizes = [(8, 256)] * dirblks + [(0, 0)]
-    for mb in members:
-        sizes.extend((len(k), len(d)) for k, d in mb.blocks)
-        sizes.append((0, 0))
     unit, primary, secondary = info.space
-    tracks = _tracks_for(vol.device, sizes)
+    recs = _records_of([mb.blocks for mb in members])
+    tracks = _tracks_for(vol.device, _with_directory(dirblks, recs))
     temp = next(
         name
         for name in (f"SSMTEMP.X{n:07X}" for n in range(os.getpid() & 0xFFFF, 1 << 28, 7919))
