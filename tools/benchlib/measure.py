@@ -205,6 +205,10 @@ def alternate(
                 progress(f"{side.name} ({round_ + 1}/{runs})")
             if side.prepare:
                 side.prepare()
+                # What preparation wrote (copies, new volumes) reaches the disk first:
+                # otherwise a side that flushes its files (an import's fsyncs) would pay
+                # for writing back the preparation's gigabytes as well.
+                os.sync()
             sample = side.run()
             if round_ == 0 and side.check:
                 side.check(sample)

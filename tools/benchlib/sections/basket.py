@@ -85,7 +85,7 @@ def basket_section(ctx: Context, sec: Section) -> None:
         "result).  Peers: `rsync -a --no-whole-file --inplace --only-write-batch` "
         "(production against a copy of the baseline) and `rsync -a --inplace --read-batch` "
         "onto a fresh copy; `xdelta3 -e -s BASE NEW` / `-d` of every image file (default "
-        "options).  Copies are made outside the timed part.",
+        "options).  Copies are made outside the timed part and flushed to disk before it (`sync`).",
     ]
     if not xdelta:
         sec.notes.append(
