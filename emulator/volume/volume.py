@@ -258,6 +258,18 @@ class Volume:
 
     def write_track(self, trk: int, image: bytes) -> None:
         """Write a data track.  Track 0 and the VTOC are only changed through this class."""
+        self._require_data_track(trk)
+        self.image.write_track(trk, image)
+
+    def write_slots(self, trks: Sequence[int], slots: Any, lengths: Sequence[int]) -> None:
+        """Write many data tracks from zero-padded slot rows without copying them
+        (:meth:`emulator.image.base.DasdImage.write_slots`); as :meth:`write_track`,
+        never track 0 or the VTOC."""
+        for trk in trks:
+            self._require_data_track(trk)
+        self.image.write_slots(trks, slots, lengths)
+
+    def _require_data_track(self, trk: int) -> None:
         self._require_device_writable()
         if trk == 0 or self.vtoc.begin <= trk <= self.vtoc.end:
             cyl, head = divmod(trk, self.heads)
@@ -267,23 +279,6 @@ class Volume:
                 self.path,
                 self.volser,
             )
-        self.image.write_track(trk, image)
-
-    def write_slots(self, trks: Sequence[int], slots: Any, lengths: Sequence[int]) -> None:
-        """Write many data tracks from zero-padded slot rows without copying them
-        (:meth:`emulator.image.base.DasdImage.write_slots`); as :meth:`write_track`,
-        never track 0 or the VTOC."""
-        self._require_device_writable()
-        for trk in trks:
-            if trk == 0 or self.vtoc.begin <= trk <= self.vtoc.end:
-                cyl, head = divmod(trk, self.heads)
-                raise ConflictError(
-                    f"track {cyl}/{head} holds the volume label or VTOC; write it through "
-                    "the volume methods",
-                    self.path,
-                    self.volser,
-                )
-        self.image.write_slots(trks, slots, lengths)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Volume]:
