@@ -45,7 +45,6 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import blake3
@@ -565,23 +564,19 @@ class _Run:
         return self.system.volume(volser)
 
     def decode(self) -> None:
-        """Decode every payload once (a damaged one stops the import here: the first in
-        manifest order).  Two threads: inflating and the block scan release the GIL."""
-        first: dict[int, Operation] = {}
+        """Decode every payload once (a damaged one stops the import here).  One
+        thread: a second one inflated into memory of its own (a fresh malloc arena, a
+        page fault per 4 KiB, both threads faulting at once), which made a fresh
+        process slower, not faster."""
         for op in self.basket.operations:
-            if op.payload is not None:
-                first.setdefault(op.payload, op)
-
-        def decode_one(op: Operation):
-            where = f"payload {op.payload} of operation {op.seq} ({op.target})"
-            try:
-                return ops.decode_payload(op.kind, self.basket.payload(op.payload), where)
-            except FormatError as exc:
-                raise exc.located(self.basket.path) from None
-
-        with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-            for index, decoded in zip(first, pool.map(decode_one, first.values()), strict=True):
-                self.payloads[index] = decoded
+            if op.payload is not None and op.payload not in self.payloads:
+                where = f"payload {op.payload} of operation {op.seq} ({op.target})"
+                try:
+                    self.payloads[op.payload] = ops.decode_payload(
+                        op.kind, self.basket.payload(op.payload), where
+                    )
+                except FormatError as exc:
+                    raise exc.located(self.basket.path) from None
 
     def touched(self) -> set[str]:
         names = set()
