@@ -7,17 +7,26 @@ only tells ``ssm fingerprint --since`` which tracks changed; content equality is
 always decided by BLAKE3 digests.
 
 A Numba walk over the count fields (:func:`slot_lengths`) finds each track's length;
-the bytes are then hashed with XXH3-64 (the ``xxhash`` package, one call per track,
-about as fast as memory delivers them; a Numba hash of 64-bit words ran at half that
-speed, bound by its multiplications).  Layout offsets come in as arguments, never as
-globals.
+the bytes are then hashed with XXH3-64, about as fast as memory delivers them (a Numba
+hash of 64-bit words ran at half that speed, bound by its multiplications).  XXH3 is
+the C function compiled into the ``xxhash`` package's extension, called by name from
+a Numba kernel (:func:`slot_signatures`): no Python call per track and, unlike the
+package's Python binding, the GIL is released, so two workers hash side by side.  When
+the extension does not export it, the binding is called per track instead; both give
+the same values.  Layout offsets come in as arguments, never as globals.
 """
 
 from __future__ import annotations
 
+import ctypes
+
 import numba as nb
 import numpy as np
 import xxhash
+from llvmlite import binding as llvm_binding
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from emulator.layouts import offsets as layout_offsets
 from emulator.layouts.ckd import COUNT_SIZE, HA_SIZE, CountField
@@ -69,6 +78,55 @@ def slot_lengths(slots, rows, ha_size, count_size, off_kl, off_dl):
     return used, err
 
 
+def _find_xxh3() -> str | None:
+    """The name of an exported XXH3-64 entry point of the ``xxhash`` extension, made
+    visible to Numba's linker; None when there is none (see the module docstring)."""
+    try:
+        from xxhash import _xxhash as extension
+
+        library = ctypes.CDLL(extension.__file__)
+        for name in ("XXH3_64bits_dispatch", "XXH3_64bits"):  # dispatch: best SIMD here
+            if hasattr(library, name):
+                llvm_binding.load_library_permanently(extension.__file__)
+                return name
+    except (ImportError, OSError, AttributeError):
+        pass
+    return None
+
+
+#: Resolved once per process, before any kernel that calls it is loaded from the cache.
+XXH3_SYMBOL = _find_xxh3()
+
+
+@intrinsic
+def _xxh3_at(typingctx, arr, off, n):
+    """XXH3-64 of the ``n`` bytes at ``arr.data + off`` (C-contiguous uint8; the caller
+    keeps the range inside the array), through the exported C function."""
+    sig = types.uint64(arr, types.intp, types.intp)
+
+    def codegen(context, builder, signature, args):
+        a, o, count = args
+        aarr = context.make_array(signature.args[0])(context, builder, a)
+        byte = ir.IntType(8).as_pointer()
+        p = builder.gep(builder.bitcast(aarr.data, byte), [o])
+        fnty = ir.FunctionType(ir.IntType(64), [byte, ir.IntType(64)])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, XXH3_SYMBOL)
+        return builder.call(fn, [p, count])
+
+    return sig, codegen
+
+
+@nb.njit(cache=True, nogil=True)
+def slot_signatures(slots, rows, used):
+    """XXH3-64 of ``slots[rows[k], :used[k]]`` for every k, 0 replaced by 1."""
+    out = np.empty(len(rows), dtype=np.uint64)
+    width = slots.shape[1]
+    for k in range(len(rows)):
+        h = _xxh3_at(slots, rows[k] * width, used[k])
+        out[k] = h if h != 0 else np.uint64(1)
+    return out
+
+
 _COUNT_OFF = layout_offsets(CountField)
 #: (ha_size, count_size, off_rec, off_kl, off_dl) for the kernels in this package.
 LAYOUT = np.array(
@@ -85,6 +143,8 @@ def track_signatures(slots: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, n
     used, err = slot_lengths(
         slots, rows, int(LAYOUT[0]), int(LAYOUT[1]), int(LAYOUT[3]), int(LAYOUT[4])
     )
+    if XXH3_SYMBOL is not None and slots.flags.c_contiguous:
+        return slot_signatures(slots, rows, used), err
     flat = memoryview(slots).cast("B")  # slot arrays are C-contiguous
     starts = rows * slots.shape[1]
     xxh3 = xxhash.xxh3_64_intdigest
