@@ -356,10 +356,9 @@ def _tracks_for(
 def _with_directory(dirblks: int, recs: _Records) -> tuple[np.ndarray, np.ndarray]:
     """Sizes of a new PDS's records: ``dirblks`` directory blocks, their EOF, then
     ``recs``."""
-    head = np.zeros(dirblks + 1, dtype=np.int64)
-    head_kl, head_dl = head.copy(), head.copy()
-    head_kl[:dirblks], head_dl[:dirblks] = 8, 256
-    return np.concatenate([head_kl, recs.key_len]), np.concatenate([head_dl, recs.data_len])
+    key_len = np.concatenate([np.full(dirblks, 8), [0], recs.key_len])
+    data_len = np.concatenate([np.full(dirblks, 256), [0], recs.data_len])
+    return key_len, data_len
 
 
 def _tracks_after_eof(vol: Volume, info: DatasetInfo, sizes: tuple[np.ndarray, np.ndarray]) -> int:
@@ -1494,48 +1493,43 @@ class _Records:
 
 
 def _records_of(runs: Sequence[ops.BlockRun]) -> _Records:
+    """The records of ``runs`` (each followed by its EOF record) as one :class:`_Records`:
+    the tables they come from (one payload each) are put end to end."""
     tables: dict[int, ops.BlockTable] = {}
     for run in runs:
         tables.setdefault(id(run.table), run.table)
-    order = {key: i for i, key in enumerate(tables)}
     tabs = list(tables.values())
-    rows = np.cumsum([0] + [len(t.ttr) for t in tabs])
-    sizes = np.cumsum([0] + [len(t.raw) for t in tabs])
-    if len(tabs) == 1:
-        t = tabs[0]
-        src, ttr, koff, klen, doff, dlen = (
-            t.raw,
-            t.ttr,
-            t.key_off,
-            t.key_len,
-            t.data_off,
-            t.data_len,
+    first_row = dict(
+        zip(tables, np.cumsum([0] + [len(t.ttr) for t in tabs]).tolist(), strict=False)
+    )
+    byte_base = np.cumsum([0] + [len(t.raw) for t in tabs])[:-1]
+    columns = {
+        name: np.concatenate([np.zeros(1, dtype=np.int64)] + [getattr(t, name) for t in tabs])
+        for name in ("ttr", "key_len", "data_len")
+    }
+    for name in ("key_off", "data_off"):  # offsets into the joined bytes
+        columns[name] = np.concatenate(
+            [np.zeros(1, dtype=np.int64)]
+            + [getattr(t, name) + base for t, base in zip(tabs, byte_base, strict=True)]
         )
-    else:  # one member.put payload each: put their bytes and columns end to end
-        src = np.concatenate([t.raw for t in tabs]) if tabs else np.zeros(0, dtype=np.uint8)
-        ttr = np.concatenate([t.ttr for t in tabs]) if tabs else np.zeros(0, dtype=np.int64)
-        koff = np.concatenate([t.key_off + b for t, b in zip(tabs, sizes, strict=False)] or [ttr])
-        klen = np.concatenate([t.key_len for t in tabs] or [ttr])
-        doff = np.concatenate([t.data_off + b for t, b in zip(tabs, sizes, strict=False)] or [ttr])
-        dlen = np.concatenate([t.data_len for t in tabs] or [ttr])
-    lo = np.array([rows[order[id(run.table)]] + run.lo for run in runs], dtype=np.int64)
+    if len(tabs) == 1:
+        src = tabs[0].raw
+    else:
+        src = np.concatenate([t.raw for t in tabs] or [np.zeros(0, dtype=np.uint8)])
+    # Row 0 of every column is a zero row (the EOF records); table rows follow from 1.
+    lo = np.array([1 + first_row[id(run.table)] + run.lo for run in runs], dtype=np.int64)
     count = np.array([len(run) for run in runs], dtype=np.int64)
-    first = np.cumsum(count + 1) - (count + 1)  # where each member's run starts
+    first = np.cumsum(count + 1) - (count + 1)  # where each run starts in the sequence
     total = int((count + 1).sum())
-    eof = np.zeros(total, dtype=bool)
-    eof[first + count] = True
     row = np.repeat(lo - first, count + 1) + np.arange(total)
-    row[eof] = 0
-    blank = np.zeros(total, dtype=np.int64)
-    if not len(ttr):
-        ttr = koff = klen = doff = dlen = np.zeros(1, dtype=np.int64)
+    row[first + count] = 0
     return _Records(
         src,
-        np.where(eof, 0, ttr[row]),
-        np.where(eof, blank, koff[row]),
-        np.where(eof, blank, klen[row]),
-        np.where(eof, blank, doff[row]),
-        np.where(eof, blank, dlen[row]),
+        columns["ttr"][row],
+        columns["key_off"][row],
+        columns["key_len"][row],
+        columns["data_off"][row],
+        columns["data_len"][row],
         np.stack([first, first + count], axis=1),
     )
 
