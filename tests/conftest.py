@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -58,3 +59,46 @@ def load_tool(name: str):
 def killtest():
     """tools/killtest.py, the SIGKILL harness the kill and lock tests drive."""
     return load_tool("killtest")
+
+
+class Crash(Exception):
+    """Stands for the process dying part-way through a commit."""
+
+
+def crash_commit(monkeypatch, image_writes: int | None) -> None:
+    """Make the journal module's image handles fail with :class:`Crash` after
+    ``image_writes`` writes, or (None) at their first fsync, once every write is done:
+    a crash inside a commit."""
+    from emulator.image import journal
+
+    real_open = open
+    real_fsync = os.fsync
+    image_fds: set[int] = set()
+    count = {"writes": 0}
+
+    class Handle:
+        def __init__(self, fh):
+            self._fh = fh
+            image_fds.add(fh.fileno())
+
+        def write(self, data):
+            if image_writes is not None and count["writes"] >= image_writes:
+                self._fh.flush()
+                raise Crash("crash")
+            count["writes"] += 1
+            return self._fh.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self._fh, name)
+
+    def fake_open(name, mode="r", *args, **kwargs):
+        fh = real_open(name, mode, *args, **kwargs)
+        return Handle(fh) if "+" in mode else fh
+
+    def fake_fsync(fd):
+        if fd in image_fds:
+            raise Crash("power lost")
+        real_fsync(fd)
+
+    monkeypatch.setattr(journal, "open", fake_open, raising=False)
+    monkeypatch.setattr(journal.os, "fsync", fake_fsync)

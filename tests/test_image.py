@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import Crash, crash_commit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import emulator.image.ckd as ckd_mod
 from emulator.errors import ConflictError, EmulatorError, FormatError
 from emulator.geometry import device
-from emulator.image import convert_image, create_image, journal, open_image
+from emulator.image import convert_image, create_image, open_image
 from emulator.image.cckd import CckdImage
 from emulator.image.ckd import CkdImage, piece_name
 from emulator.kernels.tracks import (
@@ -187,43 +188,17 @@ def test_dasdinit_split_2521_cylinders(hercules, tmp_path):
 # -- crash safety (plain) ---------------------------------------------------------------
 
 
-class _Crash(Exception):
-    """Stands for the process dying part-way through a commit."""
-
-
 def test_crash_in_split_commit_rolls_back(tmp_path, monkeypatch, small_pieces):
     with create_image(tmp_path / "j.3390", device("3390"), 10):
         pass
     names = [tmp_path / f"j_{n}.3390" for n in (1, 2, 3)]
     before = [sha(n) for n in names]
-    real_open = open
-    writes = {"n": 0}
-
-    class Handle:
-        def __init__(self, fh):
-            self._fh = fh
-
-        def write(self, data):
-            if writes["n"] == 2:
-                self._fh.flush()
-                raise _Crash("crash")
-            writes["n"] += 1
-            return self._fh.write(data)
-
-        def __getattr__(self, name):
-            return getattr(self._fh, name)
-
-    def fake_open(name, mode="r", *args, **kwargs):
-        fh = real_open(name, mode, *args, **kwargs)
-        return Handle(fh) if "+" in mode else fh
-
     im = open_image(names[0], writable=True)
-    monkeypatch.setattr(journal, "open", fake_open, raising=False)
-    with pytest.raises(_Crash):
-        with im.transaction():
+    with monkeypatch.context() as crash:
+        crash_commit(crash, 2)
+        with pytest.raises(Crash), im.transaction():
             for trk in (1, 70, 130):
                 im.write_track(trk, build_track(*divmod(trk, 15), [(b"", b"x" * 999)]))
-    monkeypatch.setattr(journal, "open", real_open, raising=False)
     im.close()
     assert [sha(n) for n in names] != before
     open_image(names[0]).close()

@@ -17,6 +17,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from conftest import Crash, crash_commit
 
 import emulator.image.ckd as ckd_mod
 from emulator.image import journal, open_image
@@ -25,10 +26,6 @@ from emulator.track import build_track
 from emulator.volume import Volume
 
 TRAILER = b"END!"
-
-
-class _Crash(Exception):
-    """Stands for the process dying part-way through a commit."""
 
 
 @pytest.fixture
@@ -84,42 +81,6 @@ def _v2_entries(raw: bytes, nfiles: int) -> list[tuple[int, int, int, bytes]]:
     return entries
 
 
-def _crash_after(monkeypatch, image_writes: int | None) -> None:
-    """Make the journal module's image handles fail after ``image_writes`` writes, or
-    (None) at their first fsync, once every write is done: a crash inside a commit."""
-    real_open = open
-    real_fsync = os.fsync
-    image_fds: set[int] = set()
-    count = {"writes": 0}
-
-    class Handle:
-        def __init__(self, fh):
-            self._fh = fh
-            image_fds.add(fh.fileno())
-
-        def write(self, data):
-            if image_writes is not None and count["writes"] >= image_writes:
-                self._fh.flush()
-                raise _Crash("crash")
-            count["writes"] += 1
-            return self._fh.write(data)
-
-        def __getattr__(self, name):
-            return getattr(self._fh, name)
-
-    def fake_open(name, mode="r", *args, **kwargs):
-        fh = real_open(name, mode, *args, **kwargs)
-        return Handle(fh) if "+" in mode else fh
-
-    def fake_fsync(fd):
-        if fd in image_fds:
-            raise _Crash("power lost")
-        real_fsync(fd)
-
-    monkeypatch.setattr(journal, "open", fake_open, raising=False)
-    monkeypatch.setattr(journal.os, "fsync", fake_fsync)
-
-
 @pytest.mark.parametrize("image_writes", [0, 3, None])
 def test_rollback_of_a_v2_journal_restores_the_exact_before_bytes(volume, image_writes):
     rnd = random.Random(5)
@@ -145,8 +106,8 @@ def test_rollback_of_a_v2_journal_restores_the_exact_before_bytes(volume, image_
     writes.append((2, sizes[2] - 100, rnd.randbytes(1000)))  # extends the last file
     writes.append((2, sizes[2] + 5000, rnd.randbytes(10)))  # wholly past its end
     with pytest.MonkeyPatch.context() as crash:
-        _crash_after(crash, image_writes)
-        with pytest.raises(_Crash):
+        crash_commit(crash, image_writes)
+        with pytest.raises(Crash):
             journal.apply_writes(im.files, writes, im.lock)
     im.close()
     if image_writes != 0:
