@@ -105,14 +105,18 @@ class DasdImage:
         return tuple(out)
 
     # -- writing --------------------------------------------------------------------
-    def write_track(self, trk: int, image: bytes) -> None:
-        """Stage a new image for ``trk``; it reaches the file when the transaction commits."""
+    def _require_staging(self) -> None:
+        """Refuse a write to a read-only image or to a transaction that already failed."""
         if not self.writable:
             raise ConflictError("image is open read-only", self.path)
         if self._poisoned:
             raise ConflictError(
                 "an earlier write in this transaction failed; it must be rolled back", self.path
             )
+
+    def write_track(self, trk: int, image: bytes) -> None:
+        """Stage a new image for ``trk``; it reaches the file when the transaction commits."""
+        self._require_staging()
         self._check_trk(trk)
         from emulator.image.check import check_track_image  # local: avoids an import cycle
 
@@ -129,12 +133,7 @@ class DasdImage:
         a plain image file.  The array must stay unchanged until the transaction ends.
         Each image is checked as :meth:`write_track` checks it, all before any is
         staged."""
-        if not self.writable:
-            raise ConflictError("image is open read-only", self.path)
-        if self._poisoned:
-            raise ConflictError(
-                "an earlier write in this transaction failed; it must be rolled back", self.path
-            )
+        self._require_staging()
         from emulator.image.check import check_track_image  # local: avoids an import cycle
 
         if slots.ndim != 2 or slots.shape[1] != self.trksize or not slots.flags.c_contiguous:
