@@ -102,3 +102,32 @@ def crash_commit(monkeypatch, image_writes: int | None) -> None:
 
     monkeypatch.setattr(journal, "open", fake_open, raising=False)
     monkeypatch.setattr(journal.os, "fsync", fake_fsync)
+
+
+def reseal_basket(data: bytearray) -> bytes:
+    """A basket's bytes with every digest recomputed (what anyone without the key can
+    do): damage then reaches the decoders instead of stopping at a digest."""
+    import blake3
+
+    from ssm.basket import fmt
+
+    pos = fmt.HEADER.size
+    for _ in fmt.SECTIONS:
+        name, codec, _r, raw_len, stored_len, _d = fmt.SECTION.unpack_from(data, pos)
+        start = pos + fmt.SECTION.size
+        if name.rstrip(b"\x00") == b"payloads":
+            heads = blake3.blake3()
+            f = start
+            while f < start + stored_len:
+                fc, fr, fraw, flen, _fd = fmt.FRAME.unpack_from(data, f)
+                fd = blake3.blake3(bytes(data[f + fmt.FRAME.size : f + fmt.FRAME.size + flen]))
+                fmt.FRAME.pack_into(data, f, fc, fr, fraw, flen, fd.digest())
+                heads.update(bytes(data[f : f + fmt.FRAME.size]))
+                f += fmt.FRAME.size + flen
+            digest = heads.digest()
+        else:
+            digest = blake3.blake3(bytes(data[start : start + stored_len])).digest()
+        fmt.SECTION.pack_into(data, pos, name, codec, _r, raw_len, stored_len, digest)
+        pos = start + stored_len
+    data[-32:] = blake3.blake3(bytes(data[:-32])).digest()
+    return bytes(data)

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import reseal_basket
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,7 +35,7 @@ from fixtures.daysim import simulate_day
 from fixtures.generate import build_system
 from ssm import fpfile
 from ssm.apply import BACKOUT_SUFFIX, INTENT_SUFFIX, import_basket, recover
-from ssm.basket import ops
+from ssm.basket import fmt, ops
 from ssm.basket.fmt import read_basket, write_basket
 from ssm.compare import compare
 from ssm.export import export
@@ -945,3 +946,25 @@ def test_writes_stay_inside_the_data_sets_the_manifest_names(world, tmp_path):
     after, named_after = tracks(hot)
     changed = {t for t in before if before[t] != after[t]}
     assert changed and changed <= named_before | named_after
+
+
+def test_import_refuses_a_damaged_zstd_frame_before_writing(world, tmp_path):
+    """A day's basket whose largest zstd frame decodes wrong (digests resealed):
+    ``ssm import`` names the basket and the payload, and the target keeps its bytes."""
+    hot = hot_site(world, tmp_path)
+    path = tmp_path / "day.basket"
+    with read_basket(world.basket) as b:
+        zstd = [i for i, f in enumerate(b.frames) if f.codec == fmt.CODEC_ZSTD]
+        assert zstd, "the day's payloads are compressed with zstd"
+        victim = max(zstd, key=lambda i: b.frames[i].stored_len)
+        info = b.frames[victim]
+    data = bytearray(world.basket.read_bytes())
+    middle = info.data_offset + info.stored_len // 2
+    data[middle : middle + 4] = bytes(4) if any(data[middle : middle + 4]) else b"\xff" * 4
+    path.write_bytes(reseal_basket(data))
+    before = [p.read_bytes() for p in hot]
+    with pytest.raises(FormatError) as exc:
+        import_basket(path, hot)
+    assert exc.value.path == str(path) and f"payload {victim} " in str(exc.value)
+    assert [p.read_bytes() for p in hot] == before
+    assert sorted(p.name for p in (tmp_path / "hot").iterdir()) == sorted(p.name for p in hot)
