@@ -13,7 +13,8 @@ import pytest
 from emulator import api
 from emulator.errors import ConflictError, FormatError
 from emulator.geometry import all_devices
-from emulator.kernels.tracks import build_tracks
+from emulator.image.check import check_track_image
+from emulator.kernels.tracks import build_tracks, first_bad_slot
 from emulator.pds.directory import DirEntry, blocks_needed, blocks_needed_for
 from emulator.track import build_track, parse_track
 from emulator.volume import Volume
@@ -147,6 +148,40 @@ def test_write_slots_refuses_before_staging_anything(tmp_path):
         with pytest.raises(ConflictError, match="volume label or VTOC"):
             vol.write_slots([0], slots, used.tolist())
     assert path.read_bytes() == before
+
+
+def test_first_bad_slot_agrees_with_check_track_image():
+    """The compiled slot check finds exactly the rows check_track_image (or the
+    zero-padding rule) refuses, under random single-byte damage and wrong lengths."""
+    trksize, heads = 1024, 15
+    rnd = random.Random(5)
+    for case in range(3000):
+        trk = rnd.randrange(0, 300)
+        cyl, head = divmod(trk, heads)
+        records = [(b"K" * rnd.choice([0, 4]), rnd.randbytes(rnd.randrange(0, 60))) for _ in range(rnd.randrange(0, 5))]  # fmt: skip
+        image = bytearray(build_track(cyl, head, records))
+        row = np.zeros((1, trksize), dtype=np.uint8)
+        n = len(image)
+        kind = case % 4
+        if kind == 1:  # one byte changed anywhere in the slot
+            at = rnd.randrange(0, n + 20)
+            if at < n:
+                image[at] = rnd.randrange(256)
+            else:
+                row[0, at] = rnd.randrange(1, 256)
+        elif kind == 2:  # the length is off (bytes past it are then not padding)
+            n = max(0, n + rnd.choice([-9, -8, -1, 1, 8]))
+        elif kind == 3:  # claimed for another track
+            trk = (trk + 1) % 300
+        row[0, : len(image)] = np.frombuffer(bytes(image), dtype=np.uint8)[:trksize]
+        try:
+            check_track_image(row[0, :n].tobytes(), trk, heads, trksize)
+            good = not row[0, n:].any()
+        except FormatError:
+            good = False
+        cyl, head = divmod(trk, heads)
+        got = first_bad_slot(row, np.array([n]), np.array([cyl]), np.array([head]))
+        assert got == (-1 if good else 0), (case, kind)
 
 
 def test_scanned_member_payload_reads_as_it_was_written():

@@ -17,6 +17,8 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
+
 from emulator.errors import ConflictError, FormatError
 from emulator.geometry import Device
 from emulator.image.lock import WriterLock
@@ -135,20 +137,25 @@ class DasdImage:
         staged."""
         self._require_staging()
         from emulator.image.check import check_track_image  # local: avoids an import cycle
+        from emulator.kernels.tracks import first_bad_slot
 
         if slots.ndim != 2 or slots.shape[1] != self.trksize or not slots.flags.c_contiguous:
             raise FormatError(f"track slots must be rows of {self.trksize} bytes", self.path)
-        staged = []
-        for k, (trk, n) in enumerate(zip(trks, lengths, strict=True)):
+        if len(trks) != len(lengths) or len(trks) != slots.shape[0]:
+            raise FormatError(
+                f"{len(trks)} tracks, {len(lengths)} lengths and {slots.shape[0]} slots",
+                self.path,
+            )
+        for trk in trks:
             self._check_trk(trk)
+        cyl, head = np.divmod(np.asarray(trks, dtype=np.int64), self.heads)
+        bad = first_bad_slot(slots, np.asarray(lengths, dtype=np.int64), cyl, head)
+        if bad >= 0:  # check_track_image says what is wrong; else it is the padding
+            trk, n = int(trks[bad]), int(lengths[bad])
+            check_track_image(memoryview(slots[bad])[:n], trk, self.heads, self.trksize, self.path)
+            raise FormatError(f"{self.where(trk)}: the slot is not zero after the image", self.path)
+        for k, (trk, n) in enumerate(zip(trks, lengths, strict=True)):
             row = memoryview(slots[k])
-            check_track_image(row[:n], trk, self.heads, self.trksize, self.path)
-            if slots[k, n:].any():
-                raise FormatError(
-                    f"{self.where(trk)}: the slot is not zero after the image", self.path
-                )
-            staged.append((trk, row, n))
-        for trk, row, n in staged:
             self._pending[trk] = row[:n]
             self._slots[trk] = row
         if self._depth == 0:

@@ -223,6 +223,77 @@ def track_records(image: bytes | bytearray | memoryview | np.ndarray, include_r0
     return offs[first:], keylens[first:], datalens[first:]
 
 
+@nb.njit(cache=True, nogil=True)
+def _slot_ok(row, n, cyl, head, ha_size, count_size, off_cyl, off_head, off_rec, off_kl, off_dl):
+    """Whether ``row[:n]`` is a well-formed image of track ``cyl``/``head`` (HA, R0 with
+    KL 0 DL 8, count fields of this track, the end marker ending it exactly) and
+    ``row[n:]`` is all zero: what ``emulator.image.check.check_track_image`` checks."""
+    if n > len(row) or n < ha_size + count_size + 8 + count_size:
+        return False
+    if row[0] != 0 or ((np.int64(row[1]) << 8) | row[2]) != cyl:
+        return False
+    if ((np.int64(row[3]) << 8) | row[4]) != head:
+        return False
+    pos = ha_size
+    first = True
+    while True:
+        if pos + count_size > n:
+            return False
+        eot = True
+        for i in range(count_size):
+            if row[pos + i] != 0xFF:
+                eot = False
+                break
+        if eot:
+            if pos + count_size != n:
+                return False
+            break
+        c = (np.int64(row[pos + off_cyl]) << 8) | row[pos + off_cyl + 1]
+        h = (np.int64(row[pos + off_head]) << 8) | row[pos + off_head + 1]
+        kl = np.int64(row[pos + off_kl])
+        dl = (np.int64(row[pos + off_dl]) << 8) | np.int64(row[pos + off_dl + 1])
+        if c != cyl or h != head:
+            return False
+        if first and (row[pos + off_rec] != 0 or kl != 0 or dl != 8):
+            return False
+        first = False
+        pos += count_size + kl + dl
+    for i in range(n, len(row)):
+        if row[i] != 0:
+            return False
+    return True
+
+
+@nb.njit(cache=True, nogil=True)
+def _first_bad_slot(
+    slots, lengths, cyl, head, ha_size, count_size, off_cyl, off_head, off_rec, off_kl, off_dl
+):  # fmt: skip
+    for k in range(slots.shape[0]):
+        if not _slot_ok(
+            slots[k], lengths[k], cyl[k], head[k], ha_size, count_size,
+            off_cyl, off_head, off_rec, off_kl, off_dl,
+        ):  # fmt: skip
+            return k
+    return -1
+
+
+def first_bad_slot(
+    slots: np.ndarray, lengths: np.ndarray, cyl: np.ndarray, head: np.ndarray
+) -> int:
+    """The first row k of ``slots`` (uint8, one track slot a row) that is not a
+    well-formed image of track ``cyl[k]``/``head[k]`` in its first ``lengths[k]`` bytes
+    followed by zeros, or -1: the checks of ``check_track_image`` for many tracks in one
+    compiled pass (the caller asks ``check_track_image`` what is wrong with that row)."""
+    i64 = np.int64
+    return int(
+        _first_bad_slot(
+            slots, np.asarray(lengths, dtype=i64), np.asarray(cyl, dtype=i64),
+            np.asarray(head, dtype=i64), HA_SIZE, COUNT_SIZE, _COUNT_OFF["cyl"],
+            _COUNT_OFF["head"], _COUNT_OFF["rec"], _COUNT_OFF["keylen"], _COUNT_OFF["datalen"],
+        )
+    )  # fmt: skip
+
+
 if (_HA_OFF["cyl"], _HA_OFF["head"], HA_SIZE) != (1, 3, 5):  # fill_tracks writes the HA so
     raise ImportError("emulator.layouts.ckd.HomeAddress is not bin(1) || CC(2) || HH(2)")
 
@@ -289,6 +360,7 @@ __all__ = [
     "track_records",
     "place_records",
     "build_tracks",
+    "first_bad_slot",
     "ERROR_TEXT",
     "ERR_OK",
 ]
