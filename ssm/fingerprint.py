@@ -53,6 +53,7 @@ import xxhash
 
 from emulator import api
 from emulator.errors import EmulatorError, NotFoundError
+from emulator.image import changes
 from emulator.kernels import gather as g
 from emulator.kernels import hashing as hk
 from ssm import model as m
@@ -135,6 +136,10 @@ class _Source:
         self.stored = hasattr(image, "stored_entry")
         self.buf: np.ndarray | None = None
         self.touched = 0
+        #: From the image's change map (docs/formats/changes.md), with --since: the
+        #: generation marker it holds for, which tracks may have changed, and the old
+        #: signatures the others keep.
+        self.known: tuple[tuple, np.ndarray, np.ndarray] | None = None
         if self.plain:
             self.refresh()
 
@@ -245,9 +250,22 @@ class _Source:
         return out
 
     def track_sigs(self, tracks: np.ndarray) -> np.ndarray:
-        """Signatures of arbitrary tracks (for the ``--since`` check)."""
+        """Signatures of arbitrary tracks (for the ``--since`` check).  With a trusted
+        change map (``known``) and the image as it was then, a track no commit wrote
+        since the old fingerprint keeps its old signature without being read."""
         if self.stored:
             return self.stored_sigs(tracks)
+        if self.known is not None and len(tracks):
+            marker, changed, old = self.known
+            if self.marker() == marker:
+                out = old[tracks]
+                todo = changed[tracks] | (out == 0)
+                if todo.any():
+                    out[todo] = self._slot_sigs(tracks[todo])
+                return out
+        return self._slot_sigs(tracks)
+
+    def _slot_sigs(self, tracks: np.ndarray) -> np.ndarray:
         parts = [
             self.sigs(slots, rows, trks) for slots, rows, trks, _ in self.batches(tracks, 1024)
         ]
@@ -278,11 +296,14 @@ class _Worker:
         self.changed = False
         #: Called with the bytes of each batch of tracks read (progress within a job).
         self.tick: Callable[[int], None] = lambda n: None
+        #: path -> ``_Source.known`` for the sources this worker opens (--since).
+        self.known: dict[str, tuple] = {}
 
     def source(self, path: str) -> _Source:
         src = self.sources.get(path)
         if src is None:
             src = self.sources[path] = _Source(path)
+            src.known = self.known.get(path)
         return src
 
     def member_arrays(self, n: int):
@@ -1378,6 +1399,7 @@ def fingerprint(
             vol.close()
         raise
     with system:
+        maps = [_map_state(vol.image) for vol in system.volumes]
         starts = [vol.image.generation() for vol in system.volumes]
         for vi, vol in enumerate(system.volumes):
             image = vol.image
@@ -1412,18 +1434,42 @@ def fingerprint(
             starts,
             watch=not exclusive,
         )
-        for vf, vol in zip(volumes, system.volumes, strict=True):
+        for vf, vol, state, start in zip(volumes, system.volumes, maps, starts, strict=True):
             first = vol.image.generation()[0]
             vf.size, vf.mtime_ns = int(first[0]), int(first[1])
+            # The map's state holds for this fingerprint if nothing wrote the image
+            # during the run (docs/formats/changes.md).
+            if state is not None and vol.image.generation() == start:
+                if _map_state(vol.image) == state:
+                    vf.changes = {"epoch": state[0], "generation": state[1]}
     fp.stats["seconds"] = time.perf_counter() - t0
     report(None, finished=True)
     return fp
+
+
+def _known(image, old_vol: m.VolumeFp) -> tuple | None:
+    """``_Source.known`` for a plain image whose change map is trusted and in the epoch
+    ``old_vol`` recorded, else None."""
+    marker = image.generation()
+    epoch, generation = old_vol.changes["epoch"], old_vol.changes["generation"]
+    changed = changes.changed_since(image.files, epoch, generation)
+    if changed is None or image.generation() != marker:
+        return None
+    mask = np.zeros(len(old_vol.track_sigs), dtype=bool)
+    mask[changed[changed < len(mask)]] = True
+    return marker, mask, old_vol.track_sigs
+
+
+def _map_state(image) -> tuple[str, int] | None:
+    """The change map's ``(epoch, generation)`` of a plain image, when trusted."""
+    return changes.state(image.files) if image.kind == "ckd" else None
 
 
 def _run(paths, volumes, jobs, old, progress, workers, created, t0, vols, starts, watch=True):
     """Run the jobs on the worker pool and put the fingerprint together."""
     old_index: dict[tuple[str, str], m.DatasetFp] = {}
     old_sigs: dict[str, np.ndarray] = {}
+    known: dict[str, tuple] = {}
     if old is not None:
         old_vols = {v.volser: v for v in old.volumes}
         for vf in volumes:
@@ -1436,6 +1482,11 @@ def _run(paths, volumes, jobs, old, progress, workers, created, t0, vols, starts
                 vf.sig_kind,
             ):
                 old_sigs[vf.volser] = ov.track_sigs
+                vi = volumes.index(vf)
+                if ov.changes is not None and vf.sig_kind == m.SIG_SLOT:
+                    entry = _known(vols[vi].image, ov)
+                    if entry is not None:
+                        known[paths[vi]] = entry
         for ds in old.datasets:
             if ds.volser in old_sigs:
                 old_index.setdefault((ds.volser, ds.dsname), ds)
@@ -1471,6 +1522,7 @@ def _run(paths, volumes, jobs, old, progress, workers, created, t0, vols, starts
         wk = getattr(local, "wk", None)
         if wk is None:
             wk = local.wk = _Worker()
+            wk.known = known
             with lock:
                 workers_made.append(wk)
         ticked = [0]

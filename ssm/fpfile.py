@@ -220,6 +220,17 @@ def _split(data: bytes, path) -> dict[str, tuple[int, int, int, int]]:
     return sections
 
 
+def _changes_of(value, path) -> dict | None:
+    """A volume's ``changes`` entry (docs/formats/changes.md), checked."""
+    if value is None:
+        return None
+    epoch, generation = value["epoch"], value["generation"]
+    if not isinstance(epoch, str) or not isinstance(generation, int) or generation < 1:
+        raise FormatError(f"volumes section: changes {value!r}", path)
+    bytes.fromhex(epoch)  # ValueError: reported as a bad volumes section
+    return {"epoch": epoch, "generation": generation}
+
+
 def _payload(data: bytes, sections: dict, name: str, path) -> bytes | memoryview:
     """A section's payload: a view into ``data`` when stored, else inflated bytes."""
     if name not in sections:
@@ -296,6 +307,7 @@ def loads(data: bytes, path: str | os.PathLike | None = None) -> m.Fingerprint:
                     mtime_ns=int(v["mtime_ns"]),
                     sig_kind=str(v["sig_kind"]),
                     track_sigs=np.frombuffer(sig_raw, dtype="<u8").copy(),
+                    changes=_changes_of(v.get("changes"), path),
                 )
             )
     except (KeyError, TypeError, ValueError, OverflowError) as exc:

@@ -211,6 +211,9 @@ class VolumeFp:
     mtime_ns: int = 0
     sig_kind: str = SIG_SLOT
     track_sigs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="<u8"), repr=False)
+    #: The image's change map then, ``{"epoch": hex, "generation": n}``, when it was
+    #: trusted for the whole run (docs/formats/changes.md); else None.
+    changes: dict | None = None
 
     @property
     def total_tracks(self) -> int:
@@ -229,6 +232,7 @@ class VolumeFp:
             "mtime_ns": self.mtime_ns,
             "sig_kind": self.sig_kind,
             "tracks_read": int(np.count_nonzero(self.track_sigs)),
+            **({"changes": self.changes} if self.changes is not None else {}),
         }
 
 

@@ -10,6 +10,7 @@ import os
 
 from emulator.errors import ConflictError, FormatError, NotFoundError, UnsupportedError
 from emulator.geometry import Device, device_by_code
+from emulator.image import changes
 from emulator.image.base import DasdImage
 from emulator.image.journal import journal_path, recover, recover_locked
 from emulator.image.lock import WriterLock
@@ -175,10 +176,11 @@ def convert_image(
                 _copy_tracks(src, dst)
             finally:
                 dst.close()
+            changes.discard(made[0])  # the map of the temporary name
             _rename_all(made, _final_names(dst_path, len(made)))
         except BaseException:
             for name in made or _tmp_pieces(tmp):
-                for junk in (name, name + ".journal"):
+                for junk in (name, name + ".journal", changes.map_path(name)):
                     if os.path.exists(junk):
                         os.unlink(junk)
             raise

@@ -12,6 +12,7 @@ import os
 
 from emulator.errors import FormatError
 from emulator.geometry import Device
+from emulator.image import changes
 from emulator.image.base import DasdImage
 from emulator.image.journal import apply_writes
 from emulator.image.lock import WriterLock
@@ -74,6 +75,7 @@ class CkdImage(DasdImage):
         super().__init__(path, device, cyls, trksize, writable, lock)
         self.pieces = pieces
         self._files = [open(name, "r+b" if writable else "rb") for name, _, _ in pieces]  # noqa: SIM115
+        self._changes: changes.Recorder | None = None  # the change map, at the first commit
 
     @property
     def files(self) -> list[str]:
@@ -117,7 +119,11 @@ class CkdImage(DasdImage):
             )
         for fh in self._files:
             fh.flush()
+        if self._changes is None:
+            self._changes = changes.Recorder(self.files)
+        before = changes.stat_files(self.files)
         apply_writes(self.files, writes, self.lock)
+        self._changes.record(before, sorted(tracks))
 
     def read_slot(self, trk: int) -> bytes:
         """The raw track slot bytes, padding included (for byte-level comparisons)."""
