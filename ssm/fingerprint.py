@@ -460,26 +460,40 @@ class _Hasher:
         return res
 
 
+_GROUP_ENTRY = np.dtype([("count", "<u8"), ("size", "<u8"), ("digest", f"V{m.CONTENT_SIZE}")])
+
+
 def group_table_digest(groups: Sequence[tuple]) -> bytes:
-    """Content digest of a grouped stream (docs/formats/fingerprint.md "Record groups")."""
+    """Content digest of a grouped stream (docs/formats/fingerprint.md "Record groups"):
+    BLAKE3 over the group count and, per group, u64 count || u64 size || digest."""
     h = blake3.blake3(b"ssm.groups.v1")
     h.update(struct.pack("<Q", len(groups)))
-    for group in groups:  # (first, count, offset, size, digest, ...)
-        h.update(struct.pack("<QQ", group[1], group[3]))
-        h.update(group[4])
+    table = np.zeros(len(groups), dtype=_GROUP_ENTRY)  # one update, not three per group
+    if len(groups):  # (first, count, offset, size, digest, ...)
+        table["count"] = [group[1] for group in groups]
+        table["size"] = [group[3] for group in groups]
+        table["digest"] = [group[4] for group in groups]
+    h.update(table.tobytes())
     return h.digest()
 
 
-def _group_tuple(r) -> tuple:
-    """A GROUP_DTYPE row as the tuple _Hasher keeps."""
-    return (
-        int(r["first"]),
-        int(r["count"]),
-        int(r["offset"]),
-        int(r["size"]),
-        bytes(r["digest"]),
-        int(r["ttr"]),
-        int(r["skip"]),
+def _group_tuples(rows: np.ndarray) -> list[tuple]:
+    """GROUP_DTYPE rows as the tuples _Hasher keeps (column-wise: one pass per column,
+    not one NumPy scalar per field)."""
+    size = m.CONTENT_SIZE
+    raw = np.ascontiguousarray(rows["digest"]).tobytes()
+    digests = [raw[i : i + size] for i in range(0, len(raw), size)]
+    return list(
+        zip(
+            rows["first"].tolist(),
+            rows["count"].tolist(),
+            rows["offset"].tolist(),
+            rows["size"].tolist(),
+            digests,
+            rows["ttr"].tolist(),
+            rows["skip"].tolist(),
+            strict=True,
+        )
     )
 
 
@@ -1188,7 +1202,7 @@ def _resume(wk, src, info, vol_index, old_ds, old_sigs) -> _Result | None:
     if j < 1:
         return None
     tt, r, skip = int(starts[j]), int(rows["ttr"][j]) & 0xFF, int(rows["skip"][j])
-    before = [_group_tuple(x) for x in rows[:j]]
+    before = _group_tuples(rows[:j])
     res = _stream(wk, src, tracks[tt:], r, mode, split, cdc=True, tt_base=tt, resume=(before, skip))
     if res.err or res.size < GROUP_MIN_STREAM:
         return None  # let a full read decide what this data set is now
@@ -1610,8 +1624,9 @@ def _assemble(volumes, jobs, results, created) -> m.Fingerprint:
                 gcount += len(r.groups)
         elif r.groups:
             grp = np.zeros(len(r.groups), dtype=m.GROUP_DTYPE)
-            for k, (first, count, off, size, digest, ttr, skip) in enumerate(r.groups):
-                grp[k] = (di, first, count, off, size, ttr, skip, digest)
+            grp["ds"] = di
+            for k, name in enumerate(("first", "count", "offset", "size", "digest", "ttr", "skip")):
+                grp[name] = [group[k] for group in r.groups]
             gparts.append(grp)
             gcount += len(r.groups)
         if r.extents:

@@ -8,26 +8,25 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
 from benchlib.context import Context, have
-from benchlib.measure import Sample, Side, alternate, drop_caches, run_program
+from benchlib.measure import BenchError, Sample, Side, alternate, drop_caches, run_program
 from benchlib.report import Row, Section, memory, rate, size, timed
 from benchlib.systems import (
-    HOUR,
     append_to_logs,
     changed_tracks,
     copy_system,
     files_of,
     image_bytes,
     pds_names,
-    set_age,
 )
 from fixtures.daysim import simulate_day
 from ssm import fpfile
-from ssm.fingerprint import fingerprint
+from ssm.fingerprint import ACTIVE_WINDOW, fingerprint
 
 GB = 1e9
 #: Issue 3 targets.
@@ -268,46 +267,67 @@ def since_section(ctx: Context, sec: Section) -> None:
     original = ctx.ws.system(plan.since_size)[0]
     nbytes = image_bytes([original])
     folder = ctx.ws.scratch("since")
-    base_fp = folder / "base.ssmfp"
-    lib.run("fingerprint", paths=[str(original)], out=str(base_fp))
-    base = fpfile.read(base_fp)
-    data_tracks = sum(int(np.count_nonzero(v.track_sigs)) for v in base.volumes)
-    want = max(1, round(plan.since_share * data_tracks))
     sec.intro = [
-        f"One {label(plan.since_size, nbytes)} image; *ours*: `fingerprint([image], "
-        "since=OLD)` with OLD the fingerprint of the image before the change (read from "
-        "its file); the peer: a full `fingerprint([image])` of the same changed image.  "
-        "Changed tracks are counted from the two fingerprints' track signatures, over the "
-        "tracks that hold data.",
+        f"One {label(plan.since_size, nbytes)} image, a copy of which is production: "
+        "last written through the emulator (so it has a change map, "
+        "docs/formats/changes.md), fingerprinted (OLD), changed, and then fingerprinted "
+        "again.  *Ours*: `fingerprint([image], since=OLD)` (OLD read from its file); the "
+        "peer: a full `fingerprint([image])` of the same changed image.  The second row "
+        "of each case is `--since` without the map's help, as after a change made by "
+        "another program (Hercules): every track a reused data set lives on is read.  "
+        "Changed tracks are counted from the two fingerprints' track signatures, over "
+        "the tracks that hold data.  The images are left to age past the fingerprint's "
+        "re-check window by waiting: setting their times back would be a write the "
+        "map did not see.",
     ]
+    share = plan.since_share
     cases = [
         (
             "appends",
-            f"{plan.since_share:.0%} of the data tracks appended to the largest logs",
-            lambda p: append_to_logs(p, want),
+            f"{share:.0%} of the data tracks appended to the largest logs",
+            lambda p, data_tracks: append_to_logs(p, max(1, round(share * data_tracks))),
             True,
         ),
         (
             "day",
             f"one simulated day (fixtures.daysim, rate {plan.day_rate})",
-            lambda p: simulate_day([p], seed=ctx.ws.seed + 1, rate=plan.day_rate),
+            lambda p, _n: simulate_day([p], seed=ctx.ws.seed + 1, rate=plan.day_rate),
             False,
         ),
     ]
     progress = ctx.progress("since")
     for case, what, change, targeted in cases:
         image = copy_system([original], folder / case)[0]
-        change(image)
-        set_age([image], HOUR)
+        append_to_logs(image, 1)  # production's last write of the day before
+        time.sleep(ACTIVE_WINDOW)
+        base_fp = folder / case / "base.ssmfp"
+        lib.run("fingerprint", paths=[str(image)], out=str(base_fp))
+        base = fpfile.read(base_fp)
+        if not all(v.changes for v in base.volumes):
+            raise BenchError(f"since/{case}: the fingerprint recorded no change map")
+        blind = folder / case / "base-without-map.ssmfp"
+        for v in base.volumes:
+            v.changes = None
+        fpfile.write(base, blind)
+        data_tracks = sum(int(np.count_nonzero(v.track_sigs)) for v in base.volumes)
+        change(image, data_tracks)
+        time.sleep(ACTIVE_WINDOW)
         full_fp = fingerprint([image])
         changed, read = changed_tracks(base, full_fp)
-        since_fp = fingerprint([image], since=base, created=full_fp.created)
-        same = fpfile.dumps(since_fp) == fpfile.dumps(full_fp)
+        same = all(
+            fpfile.dumps(fingerprint([image], since=old, created=full_fp.created))
+            == fpfile.dumps(full_fp)
+            for old in (base_fp, blind)
+        )
         st = alternate(
             [
                 Side(
                     "since",
-                    lambda i=image: lib.run("fingerprint", paths=[str(i)], since=str(base_fp)),
+                    lambda i=image, b=base_fp: lib.run("fingerprint", paths=[str(i)], since=str(b)),
+                ),
+                Side(
+                    "since-blind",
+                    lambda i=image, b=blind: lib.run("fingerprint", paths=[str(i)], since=str(b)),
                 ),
                 Side("full", lambda i=image: lib.run("fingerprint", paths=[str(i)])),
             ],
@@ -315,7 +335,8 @@ def since_section(ctx: Context, sec: Section) -> None:
             progress,
         )
         r = st["since"].seconds / st["full"].seconds
-        sec.rows.append(
+        rb = st["since-blind"].seconds / st["full"].seconds
+        sec.rows += [
             Row(
                 f"{what}: {changed} of {read} tracks changed ({changed / max(read, 1):.2%})",
                 timed(st["since"]),
@@ -326,12 +347,22 @@ def since_section(ctx: Context, sec: Section) -> None:
                 st["since"].peak_rss,
                 st["full"].peak_rss,
                 key=f"since-{case}",
-            )
-        )
+            ),
+            Row(
+                f"{what}: without the change map (changes made by another program)",
+                timed(st["since-blind"]),
+                timed(st["full"], nbytes),
+                rb,
+                rss_ours=st["since-blind"].peak_rss,
+                rss_peer=st["full"].peak_rss,
+                key=f"since-{case}-blind",
+            ),
+        ]
         reused = st["since"].info.get("stats", {})
         sec.notes.append(
             f"{what}: `--since` took over {reused.get('reused', '?')} of "
-            f"{reused.get('datasets', '?')} data sets whole; its result is "
+            f"{reused.get('datasets', '?')} data sets whole; its result, with and without "
+            "the map, is "
             + (
                 "byte-identical to the full fingerprint's."
                 if same
