@@ -298,7 +298,9 @@ def since_section(ctx: Context, sec: Section) -> None:
     progress = ctx.progress("since")
     for case, what, change, targeted in cases:
         image = copy_system([original], folder / case)[0]
-        append_to_logs(image, 1)  # production's last write of the day before
+        # production's last write of the day before (a tiny image may have no log room)
+        if not append_to_logs(image, 1):
+            simulate_day([image], seed=ctx.ws.seed, rate=plan.day_rate)
         time.sleep(ACTIVE_WINDOW)
         base_fp = folder / case / "base.ssmfp"
         lib.run("fingerprint", paths=[str(image)], out=str(base_fp))
