@@ -566,16 +566,27 @@ class _Run:
         """Decode every payload once (a damaged one stops the import here).  One
         thread: a second one inflated into memory of its own (a fresh malloc arena, a
         page fault per 4 KiB, both threads faulting at once), which made a fresh
-        process slower, not faster."""
+        process slower, not faster.
+
+        The bytes of new members are not kept: only their block columns, which is what
+        planning needs; the load inflates the payload again (:class:`_PayloadBytes`).
+        Holding every payload at once made an import touch as much new memory as it
+        had member data, and first touches of memory are what a fresh process pays
+        most for (docs/import.md "Speed")."""
         for op in self.basket.operations:
             if op.payload is not None and op.payload not in self.payloads:
                 where = f"payload {op.payload} of operation {op.seq} ({op.target})"
                 try:
-                    self.payloads[op.payload] = ops.decode_payload(
-                        op.kind, self.basket.payload(op.payload), where
-                    )
+                    decoded = ops.decode_payload(op.kind, self.basket.payload(op.payload), where)
                 except FormatError as exc:
                     raise exc.located(self.basket.path) from None
+                if (
+                    op.kind == "dataset.create"
+                    and decoded
+                    and isinstance(decoded[0], ops.MemberImage)
+                ):
+                    _detach(decoded, _PayloadBytes(self.basket, op.payload))
+                self.payloads[op.payload] = decoded
 
     def touched(self) -> set[str]:
         names = set()
@@ -770,7 +781,7 @@ class _Run:
             members = step.data or []
             needed = blocks_needed_for({mi.name: len(mi.userdata) for mi in members})
             dirblks = max(int(space.get("dirblks") or 0), needed, 1)
-            recs = _records_of([ops.run_of(mi.blocks) for mi in members if not mi.alias])
+            recs = _records_of([ops.run_of(mi.blocks) for mi in members if not mi.alias], False)
             tracks = _tracks_for(device, _with_directory(dirblks, recs))
             step.dirblks = dirblks
         else:
@@ -850,7 +861,7 @@ class _Run:
         again, exactly, when applying)."""
         vol = self.volume(steps[0].volser)
         info = vol.dataset(steps[0].op.dsname)
-        recs = _records_of([ops.run_of(step.data or []) for step in steps])
+        recs = _records_of([ops.run_of(step.data or []) for step in steps], False)
         grow = max(0, _tracks_after_eof(vol, info, (recs.key_len, recs.data_len)) - info.tracks)
         if grow and len(info.extents) < MAX_EXTENTS:
             need[vol.volser] += grow
@@ -1492,9 +1503,40 @@ class _Records:
     spans: np.ndarray
 
 
-def _records_of(runs: Sequence[ops.BlockRun]) -> _Records:
+class _PayloadBytes:
+    """Stands for the bytes of a decoded ``members`` payload (``BlockTable.raw``) that
+    the import does not keep: ``len()`` is theirs, :meth:`load` inflates the payload
+    again (its frame digest checked again) when its members are loaded.  Anything else
+    that reaches for the bytes fails loudly rather than reading nothing."""
+
+    def __init__(self, basket: Basket, index: int):
+        self.basket, self.index = basket, index
+        self.size = basket.payload_info(index).raw_len
+
+    def __len__(self) -> int:
+        return self.size
+
+    def load(self) -> np.ndarray:
+        raw = np.frombuffer(self.basket.payload(self.index), dtype=np.uint8)
+        if len(raw) != self.size:  # pragma: no cover - the frame says its raw length
+            raise FormatError(f"payload {self.index}: {len(raw)} bytes, not {self.size}")
+        return raw
+
+
+def _detach(members: Sequence[ops.MemberImage], raw: _PayloadBytes) -> None:
+    """Point the members' block runs at a table without the payload's bytes."""
+    light: dict[int, ops.BlockTable] = {}
+    for mi in members:
+        run = mi.blocks
+        if isinstance(run, ops.BlockRun):
+            table = light.setdefault(id(run.table), run.table._replace(payload=None, raw=raw))
+            run.table = table
+
+
+def _records_of(runs: Sequence[ops.BlockRun], with_bytes: bool = True) -> _Records:
     """The records of ``runs`` (each followed by its EOF record) as one :class:`_Records`:
-    the tables they come from (one payload each) are put end to end."""
+    the tables they come from (one payload each) are put end to end.  ``with_bytes``
+    False: the columns only (``src`` empty), for planning."""
     tables: dict[int, ops.BlockTable] = {}
     for run in runs:
         tables.setdefault(id(run.table), run.table)
@@ -1512,10 +1554,11 @@ def _records_of(runs: Sequence[ops.BlockRun]) -> _Records:
             [np.zeros(1, dtype=np.int64)]
             + [getattr(t, name) + base for t, base in zip(tabs, byte_base, strict=True)]
         )
-    if len(tabs) == 1:
-        src = tabs[0].raw
+    if not with_bytes:
+        src = np.zeros(0, dtype=np.uint8)
     else:
-        src = np.concatenate([t.raw for t in tabs] or [np.zeros(0, dtype=np.uint8)])
+        raws = [t.raw.load() if isinstance(t.raw, _PayloadBytes) else t.raw for t in tabs]
+        src = raws[0] if len(raws) == 1 else np.concatenate(raws or [np.zeros(0, np.uint8)])
     # Row 0 of every column is a zero row (the EOF records); table rows follow from 1.
     lo = np.array([1 + first_row[id(run.table)] + run.lo for run in runs], dtype=np.int64)
     count = np.array([len(run) for run in runs], dtype=np.int64)
