@@ -1486,7 +1486,7 @@ def _run(paths, volumes, jobs, old, progress, workers, created, t0, vols, starts
     known: dict[str, tuple] = {}
     if old is not None:
         old_vols = {v.volser: v for v in old.volumes}
-        for vf in volumes:
+        for vi, vf in enumerate(volumes):
             ov = old_vols.get(vf.volser)
             # Signatures are only comparable on the same geometry and image kind.
             if ov is not None and (ov.devtype, ov.cyls, ov.heads, ov.sig_kind) == (
@@ -1496,7 +1496,6 @@ def _run(paths, volumes, jobs, old, progress, workers, created, t0, vols, starts
                 vf.sig_kind,
             ):
                 old_sigs[vf.volser] = ov.track_sigs
-                vi = volumes.index(vf)
                 if ov.changes is not None and vf.sig_kind == m.SIG_SLOT:
                     entry = _known(vols[vi].image, ov)
                     if entry is not None:

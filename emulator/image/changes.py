@@ -22,8 +22,9 @@ import numpy as np
 SUFFIX = ".changes"
 MAGIC = b"DASDCHG1"
 EPOCH_SIZE = 16
-#: Past this size the next commit starts a new epoch (the map is rewritten small).
-MAX_BYTES = 16 << 20
+#: Past this size the next commit starts a new epoch (the map is rewritten small): a
+#: reader parses the whole log, one record at a time.
+MAX_BYTES = 2 << 20
 
 _HEAD = struct.Struct(">QII")  # generation, ntracks, nfiles
 _FILE = struct.Struct(">QQQQ")  # size, mtime_ns, ctime_ns, inode
@@ -54,15 +55,27 @@ def stat_files(files: Sequence[str]) -> FileStats:
 
 @dataclass
 class _Log:
+    data: bytes
     epoch: bytes
     generations: list[int]
-    tracks: list[np.ndarray]
+    at: list[tuple[int, int]]  # per record: where its track numbers are, how many
     stats: FileStats | None  # after the last whole record
     end: int  # bytes of whole records (where the next one is appended)
 
+    def tracks_after(self, generation: int) -> np.ndarray:
+        parts = [
+            np.frombuffer(self.data, dtype=">u4", count=n, offset=off)
+            for gen, (off, n) in zip(self.generations, self.at, strict=True)
+            if gen > generation
+        ]
+        if not parts:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(np.concatenate(parts).astype(np.int64))
+
 
 def _load(path: str) -> _Log | None:
-    """The map's whole records, or None when there is no map or no valid header."""
+    """The map's whole records, or None when there is no map or no valid header.  The
+    walk checks each record's CRC and decodes only the last one's statistics."""
     try:
         with open(path, "rb") as fh:
             data = fh.read()
@@ -71,23 +84,25 @@ def _load(path: str) -> _Log | None:
     if len(data) < len(MAGIC) + EPOCH_SIZE or not data.startswith(MAGIC):
         return None
     pos = len(MAGIC) + EPOCH_SIZE
-    log = _Log(data[len(MAGIC) : pos], [], [], None, pos)
+    log = _Log(data, data[len(MAGIC) : pos], [], [], None, pos)
+    last = None
+    head, crc_of, crc = _HEAD.unpack_from, zlib.crc32, _CRC.unpack_from
+    view = memoryview(data)
     while pos + _HEAD.size <= len(data):
-        gen, ntracks, nfiles = _HEAD.unpack_from(data, pos)
+        gen, ntracks, nfiles = head(data, pos)
         body = _HEAD.size + nfiles * _FILE.size + 4 * ntracks
-        if pos + body + _CRC.size > len(data):
+        if pos + body + _CRC.size > len(data) or crc(data, pos + body)[0] != crc_of(
+            view[pos : pos + body]
+        ):
             break
-        (crc,) = _CRC.unpack_from(data, pos + body)
-        if crc != zlib.crc32(data[pos : pos + body]):
-            break
-        at = pos + _HEAD.size
-        stats = tuple(_FILE.unpack_from(data, at + k * _FILE.size) for k in range(nfiles))
-        at += nfiles * _FILE.size
         log.generations.append(gen)
-        log.tracks.append(np.frombuffer(data, dtype=">u4", count=ntracks, offset=at))
-        log.stats = stats
+        log.at.append((pos + _HEAD.size + nfiles * _FILE.size, ntracks))
+        last = (pos + _HEAD.size, nfiles)
         pos += body + _CRC.size
         log.end = pos
+    if last is not None:
+        at, nfiles = last
+        log.stats = tuple(_FILE.unpack_from(data, at + k * _FILE.size) for k in range(nfiles))
     return log
 
 
@@ -175,10 +190,7 @@ def changed_since(files: Sequence[str], epoch: str, generation: int) -> np.ndarr
             return None
     except OSError:
         return None
-    later = [t for g, t in zip(log.generations, log.tracks, strict=True) if g > generation]
-    if not later:
-        return np.zeros(0, dtype=np.int64)
-    return np.unique(np.concatenate(later).astype(np.int64))
+    return log.tracks_after(generation)
 
 
 __all__ = ["SUFFIX", "map_path", "discard", "stat_files", "Recorder", "state", "changed_since"]
