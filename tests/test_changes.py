@@ -56,12 +56,18 @@ def _signed(monkeypatch) -> list[int]:
     return counted
 
 
-def test_map_follows_commits_and_distrusts_foreign_writes(tmp_path):
+def _mapped_volume(tmp_path: Path) -> tuple[str, str, int]:
+    """A new volume written through the emulator: (path, its map's epoch, generation)."""
     path = str(tmp_path / "v.3390")
     Volume.create(path, "3390", "CHG001", cyls=10).close()
     with api.open_volume(path, writable=True) as vol:
         vol.allocate("A.ONE", space=("TRK", 5, 0))
     epoch, gen = changes.state([path])
+    return path, epoch, gen
+
+
+def test_map_follows_commits_and_distrusts_foreign_writes(tmp_path):
+    path, epoch, gen = _mapped_volume(tmp_path)
     with api.open_volume(path, writable=True) as vol:
         info = vol.allocate("A.TWO", space=("TRK", 3, 0))
         api.write(vol, "A.TWO", [b"x" * 80] * 10)
@@ -84,11 +90,7 @@ def test_map_follows_commits_and_distrusts_foreign_writes(tmp_path):
 
 
 def test_torn_last_record_makes_the_map_untrusted(tmp_path):
-    path = str(tmp_path / "v.3390")
-    Volume.create(path, "3390", "CHG002", cyls=10).close()
-    with api.open_volume(path, writable=True) as vol:
-        vol.allocate("A.ONE", space=("TRK", 5, 0))
-    epoch, gen = changes.state([path])
+    path, epoch, gen = _mapped_volume(tmp_path)
     with api.open_volume(path, writable=True) as vol:
         vol.allocate("A.TWO", space=("TRK", 5, 0))
     mpath = changes.map_path(path)

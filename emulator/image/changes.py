@@ -163,32 +163,31 @@ class Recorder:
                 os.unlink(self.path)  # a map it could not keep must not be trusted
 
 
-def state(files: Sequence[str]) -> tuple[str, int] | None:
-    """``(epoch hex, generation)`` when the map of ``files`` is trusted now, else None."""
+def _trusted(files: Sequence[str]) -> _Log | None:
+    """The map of ``files`` if it has a record and the files are as its last one says."""
     log = _load(map_path(files[0]))
     if log is None or not log.generations:
         return None
     try:
-        if stat_files(files) != log.stats:
-            return None
+        return log if stat_files(files) == log.stats else None
     except OSError:
         return None
-    return log.epoch.hex(), log.generations[-1]
+
+
+def state(files: Sequence[str]) -> tuple[str, int] | None:
+    """``(epoch hex, generation)`` when the map of ``files`` is trusted now, else None."""
+    log = _trusted(files)
+    return None if log is None else (log.epoch.hex(), log.generations[-1])
 
 
 def changed_since(files: Sequence[str], epoch: str, generation: int) -> np.ndarray | None:
     """The tracks commits wrote after ``generation`` of ``epoch`` (sorted, unique), when
     the map of ``files`` is trusted now and still in that epoch; else None (read and
     compare instead)."""
-    log = _load(map_path(files[0]))
-    if log is None or not log.generations or log.epoch.hex() != epoch:
+    log = _trusted(files)
+    if log is None or log.epoch.hex() != epoch:
         return None
     if not log.generations[0] <= generation <= log.generations[-1]:
-        return None
-    try:
-        if stat_files(files) != log.stats:
-            return None
-    except OSError:
         return None
     return log.tracks_after(generation)
 

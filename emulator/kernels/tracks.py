@@ -34,6 +34,15 @@ ERROR_TEXT = {
 }
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _is_end_marker(buf, pos, count_size):
+    """Whether the count field at ``buf[pos]`` is the end-of-track marker (all X'FF')."""
+    for i in range(count_size):
+        if buf[pos + i] != 0xFF:
+            return False
+    return True
+
+
 @nb.njit(cache=True)
 def _walk_one(buf, base, limit, ha_size, count_size, off_kl, off_dl, out_off, out_n, store):
     """Walk one track in buf[base:limit]; returns (records, used length, error)."""
@@ -44,12 +53,7 @@ def _walk_one(buf, base, limit, ha_size, count_size, off_kl, off_dl, out_off, ou
     while True:
         if pos + count_size > limit:
             return n, 0, ERR_NO_EOT
-        eot = True
-        for i in range(count_size):
-            if buf[pos + i] != 0xFF:
-                eot = False
-                break
-        if eot:
+        if _is_end_marker(buf, pos, count_size):
             return n, pos + count_size - base, ERR_OK
         kl = np.int64(buf[pos + off_kl])
         dl = (np.int64(buf[pos + off_dl]) << 8) | np.int64(buf[pos + off_dl + 1])
@@ -239,12 +243,7 @@ def _slot_ok(row, n, cyl, head, ha_size, count_size, off_cyl, off_head, off_rec,
     while True:
         if pos + count_size > n:
             return False
-        eot = True
-        for i in range(count_size):
-            if row[pos + i] != 0xFF:
-                eot = False
-                break
-        if eot:
+        if _is_end_marker(row, pos, count_size):
             if pos + count_size != n:
                 return False
             break
