@@ -507,11 +507,9 @@ def _load_unload_stmt(vol, stmt: DatasetStmt, source) -> None:
 def _remove_image(image_path: Path) -> None:
     """Delete a half-made image, its undo journal and change map (nothing else: other
     files that share its name prefix belong to the user)."""
-    from emulator.image.changes import map_path
-    from emulator.image.journal import journal_path
+    from emulator.image import side_files
 
-    name = os.fspath(image_path)
-    for p in (image_path, Path(journal_path(name)), Path(map_path(name))):
+    for p in (image_path, *map(Path, side_files(os.fspath(image_path)))):
         try:
             p.unlink()
         except OSError:

@@ -25,6 +25,12 @@ from emulator.layouts.ckd import (
 )
 
 
+def side_files(first_file: str) -> list[str]:
+    """The files kept beside an image, named after its first file: the undo journal
+    and the change map.  A half-made image is removed with them."""
+    return [journal_path(first_file), changes.map_path(first_file)]
+
+
 def read_header(path: str):
     """Parse and sanity-check the 512-byte device header of an image file."""
     try:
@@ -180,7 +186,7 @@ def convert_image(
             _rename_all(made, _final_names(dst_path, len(made)))
         except BaseException:
             for name in made or _tmp_pieces(tmp):
-                for junk in (name, name + ".journal", changes.map_path(name)):
+                for junk in (name, *side_files(name)):
                     if os.path.exists(junk):
                         os.unlink(junk)
             raise
@@ -239,4 +245,4 @@ def _tmp_pieces(tmp: str) -> list[str]:
     return [n for n in names if os.path.exists(n)]
 
 
-__all__ = ["open_image", "create_image", "convert_image", "read_header", "DasdImage"]
+__all__ = ["open_image", "create_image", "convert_image", "read_header", "side_files", "DasdImage"]

@@ -2,9 +2,9 @@
 (docs/formats/changes.md).
 
 :func:`stat_files` is taken before a commit writes, :meth:`Recorder.record` after its
-data is on disk; :func:`state` and :func:`changed_since` answer for readers.  A map is trusted only
-while the image's files are as its last record says, so a write the map did not see
-makes it untrusted (never wrong) until the next commit starts a new epoch.
+data is on disk; :func:`state` and :func:`changed_since` answer for readers.  A map is
+trusted only while the image's files are as its last record says, so a write the map
+did not see makes it untrusted (never wrong) until the next commit starts a new epoch.
 """
 
 from __future__ import annotations

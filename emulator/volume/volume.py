@@ -65,7 +65,7 @@ from emulator.errors import (
     UnsupportedError,
 )
 from emulator.geometry import WRITABLE, Device, parse_devtype
-from emulator.image import DasdImage, changes, create_image, open_image
+from emulator.image import DasdImage, create_image, open_image, side_files
 from emulator.layouts import parse_at
 from emulator.layouts.vtoc import (
     DS4DIRF,
@@ -234,7 +234,7 @@ class Volume:
         except BaseException:
             files = list(getattr(image, "files", None) or [path])
             image.close()
-            for name in files + [path + ".journal", changes.map_path(path)]:
+            for name in files + side_files(path):
                 with contextlib.suppress(OSError):
                     os.remove(name)
             raise
