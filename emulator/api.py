@@ -110,6 +110,11 @@ class System:
         vol, _ = self.locate(dsn_text)
         return open_dataset(vol, dsn_text, mode, codepage)
 
+    def sync(self) -> None:
+        """Wait until every volume's commits are on disk (``background_flush``)."""
+        for vol in self.volumes:
+            vol.sync()
+
     def close(self) -> None:
         for vol in self.volumes:
             vol.close()
@@ -127,10 +132,14 @@ def open_system(
     *,
     ignore_opened: bool = False,
     lock_wait: float | None = None,
+    background_flush: bool = False,
 ) -> System:
     """Open several volume images as one system; closes what it opened on failure.
 
-    Options as for :func:`open_volume`.  Writer locks are taken in the order of the
+    Options as for :func:`open_volume`.  ``background_flush``: a commit returns once
+    its bytes are written and a thread flushes them to disk, so one volume's flush
+    overlaps the next volume's work; :meth:`System.sync` (or closing) waits for them
+    (``emulator.image.journal``: until then a crash rolls the commit back).  Writer locks are taken in the order of the
     images' real paths (``System.volumes`` keeps the order given), so two writers of
     overlapping systems never wait for each other in a circle.
     """
@@ -142,6 +151,7 @@ def open_system(
             opened[i] = open_volume(
                 given[i], writable, ignore_opened=ignore_opened, lock_wait=lock_wait
             )
+            opened[i].image.background_flush = background_flush
         return System([opened[i] for i in range(len(given))])
     except BaseException:
         for vol in opened.values():

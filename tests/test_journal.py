@@ -20,6 +20,7 @@ import pytest
 from conftest import Crash, crash_commit
 
 import emulator.image.ckd as ckd_mod
+from emulator.errors import IntegrityError
 from emulator.image import journal, open_image
 from emulator.layouts.ckd import DEVHDR_SIZE
 from emulator.track import build_track
@@ -246,3 +247,46 @@ def test_a_transaction_of_tracks_writes_what_single_track_commits_write(volume, 
     assert _contents(volume) == _contents(track_by_track)
     with open_image(volume[0]) as im:
         assert [im.read_track(trk) for trk in tracks] == list(tracks.values())
+
+
+def _tracks(first: int, count: int, fill: int) -> dict[int, bytes]:
+    return {
+        trk: build_track(*divmod(trk, 15), [(b"", bytes([fill]) * (trk * 31))])
+        for trk in range(first, first + count)
+    }
+
+
+def test_a_background_commit_reads_back_at_once_and_is_on_disk_after_sync(volume):
+    first, second = _tracks(40, 30, 1), _tracks(50, 30, 2)
+    jpath = journal.journal_path(str(volume[0]))
+    with open_image(volume[0], writable=True) as im:
+        im.background_flush = True
+        for tracks in (first, second):  # the second commit waits for the first's flush
+            with im.transaction():
+                for trk, image in tracks.items():
+                    im.write_track(trk, image)
+            with open_image(volume[0]) as reader:  # this process: no wait, no roll-back
+                assert [reader.read_track(t) for t in tracks] == list(tracks.values())
+        im.sync()
+        assert not os.path.exists(jpath)
+    expect = {**first, **second}
+    with open_image(volume[0]) as im:
+        assert [im.read_track(t) for t in expect] == list(expect.values())
+
+
+def test_a_background_flush_that_fails_leaves_its_journal_to_roll_back(volume):
+    before = _contents(volume)
+    im = open_image(volume[0], writable=True)
+    im.background_flush = True
+    with pytest.MonkeyPatch.context() as crash:
+        crash_commit(crash, None)  # every write lands, then the flush to disk fails
+        with im.transaction():
+            for trk, image in _tracks(40, 30, 3).items():
+                im.write_track(trk, image)
+        assert _contents(volume) != before
+        with pytest.raises(IntegrityError, match="flushing a commit to disk failed"):
+            im.sync()
+    im.close()
+    assert os.path.exists(journal.journal_path(str(volume[0])))
+    open_image(volume[0]).close()  # the next open rolls the unflushed commit back
+    assert _contents(volume) == before

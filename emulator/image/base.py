@@ -21,6 +21,7 @@ import numpy as np
 
 from emulator.errors import ConflictError, FormatError
 from emulator.geometry import Device
+from emulator.image.journal import settle
 from emulator.image.lock import WriterLock
 
 CACHE_TRACKS = 256
@@ -56,6 +57,11 @@ class DasdImage:
         self._poisoned = False
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self.closed = False
+        #: Commits return before their data is flushed to disk (a thread flushes it;
+        #: ``emulator.image.journal``): :meth:`sync` makes them durable, and so does
+        #: :meth:`close`.  For a caller that commits several images one after another
+        #: and syncs them together at the end.
+        self.background_flush = False
 
     # -- geometry -------------------------------------------------------------------
     @property
@@ -205,6 +211,10 @@ class DasdImage:
         raise NotImplementedError
 
     # -- lifetime -------------------------------------------------------------------
+    def sync(self) -> None:
+        """Wait until every commit so far is on disk (see :attr:`background_flush`)."""
+        settle(self.path)  # the journal is named after the first file: the path
+
     def close(self) -> None:
         if self.closed:
             return
@@ -212,7 +222,10 @@ class DasdImage:
             if self._pending and self._depth == 0:
                 self.commit()
         finally:
-            self._close()
+            try:
+                self.sync()  # before the writer lock goes: the journal must be gone
+            finally:
+                self._close()
             self.closed = True
             if self.lock is not None:
                 self.lock.release()

@@ -684,7 +684,12 @@ class CckdImage(DasdImage):
 
         self._fh.flush()
         try:
-            apply_writes([self.path], [(0, off, data) for off, data in writes], self.lock)
+            apply_writes(
+                [self.path],
+                [(0, off, data) for off, data in writes],
+                self.lock,
+                self.background_flush,
+            )
         except BaseException:
             # The file may be half written; the journal beside it puts it back at the
             # next open.  This object no longer knows what is on disk.

@@ -122,7 +122,7 @@ class CkdImage(DasdImage):
         if self._changes is None:
             self._changes = changes.Recorder(self.files)
         before = changes.stat_files(self.files)
-        apply_writes(self.files, writes, self.lock)
+        apply_writes(self.files, writes, self.lock, self.background_flush)
         self._changes.record(before, sorted(tracks))
 
     def read_slot(self, trk: int) -> bytes:

@@ -35,6 +35,15 @@ Version 1 (``"DASDJNL1"``, written by earlier versions and still rolled back) is
 same but for its entries, which hold the whole region: ``u32 fileidx || u64 offset ||
 u32 length || length original bytes``.
 
+A commit may leave its last step to a background thread (``apply_writes(...,
+background=True)``): the new bytes are written, and the thread flushes them to disk and
+then deletes the journal, while the caller goes on (an import applies its next volume
+while this one's data reaches the disk).  Until :func:`settle` has waited for it the
+commit is complete for this process but not yet durable: a crash before the flush ends
+leaves a whole journal, which rolls the image back, exactly as for a crash during step 2.
+The next commit of the image, its close and :func:`settle` wait for the thread; a
+read-only open by this same process reads the new bytes without waiting.
+
 Writes that continue each other (same file, each starting where the one before ends)
 form a run (up to :data:`RUN_BYTES`): its old bytes are read with one call and its new
 ones written from one seek, not a seek and a read per track.  The new bytes are not
@@ -45,6 +54,7 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 import time
 import zlib
 from collections.abc import Sequence
@@ -79,6 +89,51 @@ def journal_path(first_file: str) -> str:
     return first_file + ".journal"
 
 
+class _Flush(threading.Thread):
+    """Flushes a background commit's files to disk, then deletes its journal."""
+
+    def __init__(self, first_file: str, handles: list[BinaryIO]):
+        super().__init__(name=f"flush {os.path.basename(first_file)}")
+        self.first_file, self.handles = first_file, handles
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            for h in self.handles:
+                os.fsync(h.fileno())
+            os.unlink(journal_path(self.first_file))
+            _fsync_dir(self.first_file)
+        except BaseException as exc:  # reported by settle()
+            self.error = exc
+        finally:
+            for h in self.handles:
+                h.close()
+
+
+#: Background commits still being flushed, by the absolute path of the first file.
+_FLUSHING: dict[str, _Flush] = {}
+
+
+def flushing(first_file: str) -> bool:
+    """Whether a background commit of this process is still flushing the image."""
+    return os.path.abspath(first_file) in _FLUSHING
+
+
+def settle(first_file: str) -> None:
+    """Wait until a background commit of the image (if any) is on disk and its journal
+    gone; IntegrityError when the flush failed (the journal stays, so the next open
+    rolls that commit back)."""
+    flush = _FLUSHING.pop(os.path.abspath(first_file), None)
+    if flush is None:
+        return
+    flush.join()
+    if flush.error is not None:
+        raise IntegrityError(
+            f"flushing a commit to disk failed ({flush.error}); the next open rolls it back",
+            first_file,
+        )
+
+
 def _fsync_dir(path: str) -> None:
     try:
         fd = os.open(os.path.dirname(os.path.abspath(path)) or ".", os.O_RDONLY)
@@ -93,23 +148,29 @@ def _fsync_dir(path: str) -> None:
 
 
 def apply_writes(
-    files: Sequence[str], writes: Sequence[tuple[int, int, bytes]], lock: WriterLock
+    files: Sequence[str],
+    writes: Sequence[tuple[int, int, bytes]],
+    lock: WriterLock,
+    background: bool = False,
 ) -> None:
     """Write ``(file index, offset, data)`` ranges into ``files`` all-or-nothing.
 
     ``lock`` is the writer lock of the image, which the caller holds.  Writes are
-    applied in their order (a later one wins where two overlap)."""
+    applied in their order (a later one wins where two overlap).  ``background``:
+    return once the new bytes are written, leaving the flush to disk and the journal's
+    removal to a thread (:func:`settle` waits for it)."""
     if not writes:
         return
     if not lock.held:
         raise ConflictError("commit without the image's writer lock", files[0])
+    settle(files[0])  # an earlier commit's journal goes before this one's is written
     sizes = [os.path.getsize(f) for f in files]
     body = bytearray(MAGIC)
     body += _HEADER.pack(len(files))
     for name, size in zip(files, sizes, strict=True):
         raw = os.path.basename(name).encode()
         body += _NAME.pack(len(raw)) + raw + _SIZE.pack(size)
-    _apply_locked(files, _runs(writes), sizes, body)
+    _apply_locked(files, _runs(writes), sizes, body, background)
 
 
 def _runs(writes: Sequence[tuple[int, int, bytes]]) -> list[tuple[int, int, list[bytes]]]:
@@ -177,6 +238,7 @@ def _apply_locked(
     runs: list[tuple[int, int, list[bytes]]],
     sizes: list[int],
     body: bytearray,
+    background: bool = False,
 ) -> None:
     written = sorted({idx for idx, _, _ in runs})
     handles = {idx: open(files[idx], "r+b") for idx in written}  # noqa: SIM115 - closed below
@@ -205,12 +267,18 @@ def _apply_locked(
                 handles[idx].write(data)
         for h in handles.values():
             h.flush()
-            os.fsync(h.fileno())
+        flush = _Flush(files[0], list(handles.values()))
+        handles = {}  # the flush closes them
     finally:
         for h in handles.values():
             h.close()
-    os.unlink(journal_path(files[0]))
-    _fsync_dir(files[0])
+    if background:
+        _FLUSHING[os.path.abspath(files[0])] = flush
+        flush.start()
+        return
+    flush.run()
+    if flush.error is not None:
+        raise flush.error
 
 
 def recover(first_file: str, wait: float | None = None) -> str | None:
@@ -223,6 +291,8 @@ def recover(first_file: str, wait: float | None = None) -> str | None:
     reading the half-written image would give wrong data).  Returns None when there
     was nothing to do, else what was done.
     """
+    if flushing(first_file):
+        return None  # this process's own commit: written, only not yet on disk
     jpath = journal_path(first_file)
     deadline = time.monotonic() + lock_wait(wait)
     while os.path.exists(jpath):
@@ -334,4 +404,4 @@ def _write_zeros(fh: BinaryIO, count: int) -> None:
         count -= piece
 
 
-__all__ = ["apply_writes", "recover", "recover_locked", "journal_path"]
+__all__ = ["apply_writes", "flushing", "journal_path", "recover", "recover_locked", "settle"]

@@ -240,6 +240,10 @@ class Volume:
             raise
 
     # -- lifetime ---------------------------------------------------------------------
+    def sync(self) -> None:
+        """Wait until the commits so far are on disk (``DasdImage.background_flush``)."""
+        self.image.sync()
+
     def close(self) -> None:
         self.image.close()
 
