@@ -394,6 +394,10 @@ def _dcb_of(info: DatasetInfo) -> dict:
     }
 
 
+def _is_pds(dcb: dict | None) -> bool:
+    return str((dcb or {}).get("dsorg", "PS")).upper().startswith("PO")
+
+
 def _recfm_raw(dcb: dict) -> int:
     from emulator.volume import recfm_value
 
@@ -568,24 +572,36 @@ class _Run:
         page fault per 4 KiB, both threads faulting at once), which made a fresh
         process slower, not faster.
 
-        The bytes of new members are not kept: only their block columns, which is what
+        New members' bytes are not kept: only their block columns, which is what
         planning needs; the load inflates the payload again (:class:`_PayloadBytes`).
-        Holding every payload at once made an import touch as much new memory as it
-        had member data, and first touches of memory are what a fresh process pays
-        most for (docs/import.md "Speed")."""
+        Both inflate into one buffer, as large as the largest such payload: first
+        touches of memory are what a fresh process pays most for (docs/import.md
+        "Speed"), and holding every payload, or taking new memory for each, made an
+        import touch as much new memory as it had member data."""
+        pds_payloads = {
+            op.payload
+            for op in self.basket.operations
+            if op.payload is not None and op.kind == "dataset.create" and _is_pds(op.dcb)
+        }
+        size = max((self.basket.payload_info(i).raw_len for i in pds_payloads), default=0)
+        scratch = np.empty(size, dtype=np.uint8)
         for op in self.basket.operations:
             if op.payload is not None and op.payload not in self.payloads:
                 where = f"payload {op.payload} of operation {op.seq} ({op.target})"
                 try:
-                    decoded = ops.decode_payload(op.kind, self.basket.payload(op.payload), where)
+                    if op.payload in pds_payloads:
+                        raw = self.basket.payload_into(op.payload, scratch)
+                        decoded = ops.decode_payload(
+                            op.kind, raw if raw[:2].tobytes() == b"P1" else raw.tobytes(), where
+                        )
+                    else:
+                        decoded = ops.decode_payload(
+                            op.kind, self.basket.payload(op.payload), where
+                        )
                 except FormatError as exc:
                     raise exc.located(self.basket.path) from None
-                if (
-                    op.kind == "dataset.create"
-                    and decoded
-                    and isinstance(decoded[0], ops.MemberImage)
-                ):
-                    _detach(decoded, _PayloadBytes(self.basket, op.payload))
+                if decoded and isinstance(decoded[0], ops.MemberImage):
+                    _detach(decoded, _PayloadBytes(self.basket, op.payload, scratch))
                 self.payloads[op.payload] = decoded
 
     def touched(self) -> set[str]:
@@ -777,7 +793,7 @@ class _Run:
         dcb, space = op.dcb or {}, op.space or {}
         unit = str(space.get("unit", "TRK")).upper()
         device = vol.device
-        if str(dcb.get("dsorg", "PS")).upper().startswith("PO"):
+        if _is_pds(dcb):
             members = step.data or []
             needed = blocks_needed_for({mi.name: len(mi.userdata) for mi in members})
             dirblks = max(int(space.get("dirblks") or 0), needed, 1)
@@ -1215,7 +1231,7 @@ class _Run:
         op = step.op
         dcb, space = op.dcb or {}, op.space or {}
         unit = str(space.get("unit", "TRK")).upper()
-        po = str(dcb.get("dsorg", "PS")).upper().startswith("PO")
+        po = _is_pds(dcb)
         vol.allocate(
             op.dsname,
             dsorg=str(dcb.get("dsorg", "PS")),
@@ -1506,21 +1522,19 @@ class _Records:
 class _PayloadBytes:
     """Stands for the bytes of a decoded ``members`` payload (``BlockTable.raw``) that
     the import does not keep: ``len()`` is theirs, :meth:`load` inflates the payload
-    again (its frame digest checked again) when its members are loaded.  Anything else
-    that reaches for the bytes fails loudly rather than reading nothing."""
+    again (its frame digest checked again) into the import's one buffer, which the
+    next load overwrites.  Anything else that reaches for the bytes fails loudly rather
+    than reading nothing."""
 
-    def __init__(self, basket: Basket, index: int):
-        self.basket, self.index = basket, index
+    def __init__(self, basket: Basket, index: int, buffer: np.ndarray):
+        self.basket, self.index, self.buffer = basket, index, buffer
         self.size = basket.payload_info(index).raw_len
 
     def __len__(self) -> int:
         return self.size
 
     def load(self) -> np.ndarray:
-        raw = np.frombuffer(self.basket.payload(self.index), dtype=np.uint8)
-        if len(raw) != self.size:  # pragma: no cover - the frame says its raw length
-            raise FormatError(f"payload {self.index}: {len(raw)} bytes, not {self.size}")
-        return raw
+        return self.basket.payload_into(self.index, self.buffer)
 
 
 def _detach(members: Sequence[ops.MemberImage], raw: _PayloadBytes) -> None:
@@ -1557,8 +1571,14 @@ def _records_of(runs: Sequence[ops.BlockRun], with_bytes: bool = True) -> _Recor
     if not with_bytes:
         src = np.zeros(0, dtype=np.uint8)
     else:
-        raws = [t.raw.load() if isinstance(t.raw, _PayloadBytes) else t.raw for t in tabs]
-        src = raws[0] if len(raws) == 1 else np.concatenate(raws or [np.zeros(0, np.uint8)])
+
+        def raw(t: ops.BlockTable) -> np.ndarray:
+            return t.raw.load() if isinstance(t.raw, _PayloadBytes) else t.raw
+
+        if len(tabs) == 1:
+            src = raw(tabs[0])
+        else:  # each copied out before the next load reuses the buffer
+            src = np.concatenate([np.array(raw(t)) for t in tabs] or [np.zeros(0, np.uint8)])
     # Row 0 of every column is a zero row (the EOF records); table rows follow from 1.
     lo = np.array([1 + first_row[id(run.table)] + run.lo for run in runs], dtype=np.int64)
     count = np.array([len(run) for run in runs], dtype=np.int64)
@@ -1933,7 +1953,18 @@ def _outside(basket: Basket, system: api.System, limits: DsnFilter) -> list[str]
 
 # -- public entry points --------------------------------------------------------------
 def _open(paths: Sequence[str], writable: bool, ignore_opened: bool = False) -> api.System:
-    return api.open_system(paths, writable=writable, ignore_opened=ignore_opened)
+    """The targets; a volume's flush to disk overlaps the next volume's work, and
+    :func:`_finished` waits for every flush before the intent log goes."""
+    return api.open_system(
+        paths, writable=writable, ignore_opened=ignore_opened, background_flush=True
+    )
+
+
+def _finished(intent: Intent, system: api.System) -> None:
+    """The import (or roll-back) is whole: once every volume is on disk, the intent
+    log goes (a crash before that rolls the import back; docs/import.md "Recovery")."""
+    system.sync()
+    intent.remove()
 
 
 @contextlib.contextmanager
@@ -1993,7 +2024,7 @@ def _rollback(
             raise IntegrityError(
                 "roll-back did not restore: " + "; ".join(mismatches[:5]), intent.path
             )
-    intent.remove()
+    _finished(intent, system)
     return f"rolled back an interrupted import of {os.path.basename(intent.basket)} ({len(todo)} operations)"
 
 
@@ -2129,7 +2160,7 @@ def _import(
                     if backout is not None:
                         _copy(intent.backout, os.fspath(backout))
                         result.backout = os.fspath(backout)
-                    intent.remove()
+                    _finished(intent, system)
                     result.recovered = "finished an interrupted import (every volume had committed)"
                 result.seconds = time.perf_counter() - t0
                 return result
@@ -2179,7 +2210,7 @@ def _import(
             if backout is not None:
                 _copy(intent.backout, os.fspath(backout))
                 result.backout = os.fspath(backout)
-            intent.remove()
+            _finished(intent, system)
             if finishing:
                 result.recovered = "finished an interrupted import of this basket"
     result.seconds = time.perf_counter() - t0

@@ -32,6 +32,7 @@ from hashlib import sha256
 from typing import NamedTuple
 
 import blake3
+import numpy as np
 import zstandard
 
 from emulator.errors import FormatError, IntegrityError, UnsupportedError
@@ -148,39 +149,67 @@ def _inflate(codec: int, stored: bytes, raw_len: int, where: str, path: str | No
                 out = d.decompress(stored, raw_len + 1)
                 rest, done = d.unused_data, d.eof
             elif codec == CODEC_ZSTD:
-                # decompress() allocates what the frame header says: that must be
-                # raw_len (a writer always writes it), whatever the header claims.
-                said = zstandard.get_frame_parameters(stored).content_size
-                if said != raw_len:
-                    if said == zstandard.CONTENTSIZE_UNKNOWN:
-                        said = "an unknown number of"
-                    raise FormatError(
-                        f"zstd frame says it decodes to {said} bytes, not {raw_len}", path, where
-                    )
-                if raw_len == 0:  # decompress() would return b"" without reading on
-                    raise FormatError("empty zstd frame (a writer stores it)", path, where)
+                _zstd_frame_says(stored, raw_len, where, path)
                 out = zstandard.ZstdDecompressor().decompress(stored, allow_extra_data=False)
                 rest, done = b"", True
             else:
                 raise FormatError(f"unknown codec {codec}", path, where)
         except FormatError:
             raise
-        except (
-            zlib.error,
-            OSError,
-            EOFError,
-            lzma.LZMAError,
-            zstandard.ZstdError,
-            ValueError,
-        ) as exc:
+        except _DECODE_ERRORS as exc:
             raise FormatError(f"cannot decode: {exc}", path, where) from None
-    if len(out) != raw_len or not done or rest:
-        raise FormatError(
-            f"decodes to {len(out)}{'+' if not done or rest else ''} bytes, not {raw_len}",
-            path,
-            where,
-        )
+    _decoded_length(len(out), done and not rest, raw_len, where, path)
     return out
+
+
+_DECODE_ERRORS = (zlib.error, OSError, EOFError, lzma.LZMAError, zstandard.ZstdError, ValueError)
+
+
+def _zstd_frame_says(stored: bytes, raw_len: int, where: str, path: str | None) -> None:
+    """decompress() allocates what a zstd frame header says: that must be ``raw_len``
+    (a writer always writes it), whatever the header claims."""
+    said = zstandard.get_frame_parameters(stored).content_size
+    if said != raw_len:
+        if said == zstandard.CONTENTSIZE_UNKNOWN:
+            said = "an unknown number of"
+        raise FormatError(f"zstd frame says it decodes to {said} bytes, not {raw_len}", path, where)
+    if raw_len == 0:  # decompress() would return b"" without reading on
+        raise FormatError("empty zstd frame (a writer stores it)", path, where)
+
+
+def _decoded_length(got: int, ended: bool, raw_len: int, where: str, path: str | None) -> None:
+    if got != raw_len or not ended:
+        raise FormatError(
+            f"decodes to {got}{'' if ended else '+'} bytes, not {raw_len}", path, where
+        )
+
+
+def _inflate_into(
+    codec: int, stored: bytes, raw_len: int, out: np.ndarray, where: str, path: str | None
+) -> np.ndarray:
+    """:func:`_inflate` into ``out`` (uint8, at least ``raw_len`` long): a zstd frame
+    is decoded there directly, others through :func:`_inflate`.  Returns the view."""
+    view = out[:raw_len]
+    if codec != CODEC_ZSTD:
+        view[:] = np.frombuffer(_inflate(codec, stored, raw_len, where, path), dtype=np.uint8)
+        return view
+    try:
+        _zstd_frame_says(stored, raw_len, where, path)
+        got = 0
+        with zstandard.ZstdDecompressor().stream_reader(stored) as reader:
+            target = memoryview(view)
+            while got < raw_len:
+                n = reader.readinto(target[got:])
+                if not n:
+                    break
+                got += n
+            ended = not reader.read(1)
+    except FormatError:
+        raise
+    except _DECODE_ERRORS as exc:
+        raise FormatError(f"cannot decode: {exc}", path, where) from None
+    _decoded_length(got, ended, raw_len, where, path)
+    return view
 
 
 # -- writing --------------------------------------------------------------------------
@@ -375,12 +404,32 @@ class Basket:
         changed since it was verified)."""
         info = self.payload_info(i)
         where = f"payload {i} at offset {info.offset}"
+        return _inflate(info.codec, self._stored(i, where), info.raw_len, where, self.path)
+
+    def payload_into(self, i: int, out: np.ndarray) -> np.ndarray:
+        """Payload ``i`` decoded into ``out`` (uint8, at least its raw length), as
+        :meth:`payload` checks it; returns the view that holds it.  For a reader that
+        decodes large payloads one after another: one buffer instead of fresh memory
+        for each."""
+        info = self.payload_info(i)
+        where = f"payload {i} at offset {info.offset}"
+        if len(out) < info.raw_len:
+            raise FormatError(
+                f"a {len(out)}-byte buffer for {info.raw_len} bytes", self.path, where
+            )
+        return _inflate_into(
+            info.codec, self._stored(i, where), info.raw_len, out, where, self.path
+        )
+
+    def _stored(self, i: int, where: str) -> bytes:
+        """The stored bytes of payload ``i``, their frame digest checked."""
+        info = self.frames[i]
         if self._file is None:
             raise FormatError("basket is closed", self.path, where)
         stored = self._file[info.data_offset : info.data_offset + info.stored_len]
         if blake3.blake3(stored).digest() != info.digest:
             raise IntegrityError("payload digest differs (file changed?)", self.path, where)
-        return _inflate(info.codec, stored, info.raw_len, where, self.path)
+        return stored
 
     def close(self) -> None:
         if self._file is not None:

@@ -476,8 +476,10 @@ def encode_members(members: Sequence[MemberImage]) -> bytes:
 class _Reader:
     """Bounded cursor over a payload: every read checks its length (FormatError)."""
 
-    def __init__(self, data: bytes, where: str):
-        self.data = memoryview(bytes(data))  # .obj: the bytes themselves, for slicing
+    def __init__(self, data: bytes | np.ndarray, where: str):
+        # .obj: the bytes themselves, for slicing; a uint8 array is read in place (only
+        # decode_members takes one: the others slice .obj for bytes)
+        self.data = memoryview(data if isinstance(data, np.ndarray) else bytes(data))
         self.pos = 0
         self.where = where
 
@@ -583,7 +585,11 @@ def decode_blocks(payload: bytes, where: str = "blocks payload") -> list[Block]:
     return out
 
 
-def decode_members(payload: bytes, where: str = "members payload") -> list[MemberImage]:
+def decode_members(
+    payload: bytes | np.ndarray, where: str = "members payload"
+) -> list[MemberImage]:
+    """The entries of a members payload; ``payload`` may be a uint8 array (a buffer the
+    caller reuses): names and user data are copied out, the blocks' table refers to it."""
     r = _Reader(payload, where)
     r.magic(b"P1")
     n = r.count(4 + 4 + 4)
@@ -594,8 +600,8 @@ def decode_members(payload: bytes, where: str = "members payload") -> list[Membe
     out: list[MemberImage] = []
     targets: list[int] = []
     for name_at, name_len, flags, ttr_count, ud_at, ud_len, target, lo, count in rows.tolist():
-        name = raw[name_at : name_at + name_len].decode("cp037")
-        userdata = raw[ud_at : ud_at + ud_len]
+        name = bytes(raw[name_at : name_at + name_len]).decode("cp037")
+        userdata = bytes(raw[ud_at : ud_at + ud_len])
         targets.append(target)
         out.append(
             MemberImage(
