@@ -45,6 +45,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import blake3
@@ -550,6 +551,11 @@ class _Run:
         self.t0 = t0
         self.steps: list[_Step] = []
         self.payloads: dict[int, object] = {}
+        self.pds_payloads: set[int] = set()  # payloads of new PDSes (members payloads)
+        #: Two buffers as large as the largest of those, for :class:`_Inflater`.
+        self.buffers: list[np.ndarray] = [np.empty(0, np.uint8)] * 2
+        #: Hands out members payloads while they are loaded (:func:`_apply_all`).
+        self.inflater: _Inflater | None = None
         self.fp: m.Fingerprint | None = None
         #: (volser, PDS) -> its directory on the target before the import (read once)
         #: and the data set's DSCB fields when it was read
@@ -567,42 +573,48 @@ class _Run:
         return self.system.volume(volser)
 
     def decode(self) -> None:
-        """Decode every payload once (a damaged one stops the import here).  One
-        thread: a second one inflated into memory of its own (a fresh malloc arena, a
-        page fault per 4 KiB, both threads faulting at once), which made a fresh
-        process slower, not faster.
+        """Decode every payload once (a damaged one stops the import here).
 
         New members' bytes are not kept: only their block columns, which is what
         planning needs; the load inflates the payload again (:class:`_PayloadBytes`).
-        Both inflate into one buffer, as large as the largest such payload: first
-        touches of memory are what a fresh process pays most for (docs/import.md
-        "Speed"), and holding every payload, or taking new memory for each, made an
-        import touch as much new memory as it had member data."""
-        pds_payloads = {
+        Both go through an :class:`_Inflater`: first touches of memory are what a fresh
+        process pays most for (docs/import.md "Speed"), and holding every payload, or
+        taking new memory for each, made an import touch as much new memory as it had
+        member data."""
+        self.pds_payloads = {
             op.payload
             for op in self.basket.operations
             if op.payload is not None and op.kind == "dataset.create" and _is_pds(op.dcb)
         }
-        size = max((self.basket.payload_info(i).raw_len for i in pds_payloads), default=0)
-        scratch = np.empty(size, dtype=np.uint8)
-        for op in self.basket.operations:
-            if op.payload is not None and op.payload not in self.payloads:
+        order = [op.payload for op in self.basket.operations if op.payload in self.pds_payloads]
+        size = max((self.basket.payload_info(i).raw_len for i in order), default=0)
+        self.buffers = [np.empty(size, np.uint8), np.empty(size, np.uint8)]  # untouched yet
+        with _Inflater(self.basket, order, self.buffers, ahead=False) as inflater:
+            for op in self.basket.operations:
+                if op.payload is None or op.payload in self.payloads:
+                    continue
                 where = f"payload {op.payload} of operation {op.seq} ({op.target})"
                 try:
-                    if op.payload in pds_payloads:
-                        raw = self.basket.payload_into(op.payload, scratch)
-                        decoded = ops.decode_payload(
-                            op.kind, raw if raw[:2].tobytes() == b"P1" else raw.tobytes(), where
-                        )
+                    if op.payload in self.pds_payloads:
+                        raw = inflater.take(op.payload)
+                        if raw[:2].tobytes() != b"P1":
+                            raw = raw.tobytes()  # not members: a decoder slicing bytes
                     else:
-                        decoded = ops.decode_payload(
-                            op.kind, self.basket.payload(op.payload), where
-                        )
+                        raw = self.basket.payload(op.payload)
+                    decoded = ops.decode_payload(op.kind, raw, where)
                 except FormatError as exc:
                     raise exc.located(self.basket.path) from None
                 if decoded and isinstance(decoded[0], ops.MemberImage):
-                    _detach(decoded, _PayloadBytes(self.basket, op.payload, scratch))
+                    _detach(decoded, _PayloadBytes(self, op.payload))
                 self.payloads[op.payload] = decoded
+
+    def load_order(self, todo: list[_Step]) -> list[int]:
+        """The members payloads of ``todo`` in the order :func:`_apply_all` loads them."""
+        by_vol: dict[str, list[int]] = {}
+        for step in todo:
+            if step.op.kind == "dataset.create" and step.op.payload in self.pds_payloads:
+                by_vol.setdefault(step.volser, []).append(step.op.payload)
+        return [i for vol in self.system.volumes for i in by_vol.get(vol.volser, [])]
 
     def touched(self) -> set[str]:
         names = set()
@@ -1187,8 +1199,7 @@ class _Run:
                         _member_of(s.op.member, s.data or [], s.op.userdata, s.op.ttr_count)
                         for s in steps[i:j]
                     ]
-                    _load_members(edit, members, fit=lambda n: self.fit(vol, dsname, n))
-                    written += sum(mb.data_bytes for mb in members)
+                    written += _load_members(edit, members, fit=lambda n: self.fit(vol, dsname, n))
                     i = j
                     continue
                 if k in ("member.delete", "alias.delete"):
@@ -1257,9 +1268,9 @@ class _Run:
         ]
         aliases = [(mi.name, mi.alias_of, mi.userdata, mi.ttr_count) for mi in images if mi.alias]
         edit = _DirectoryEdit(vol, op.dsname)
-        _load_members(edit, members, aliases, fit=lambda n: self.fit(vol, op.dsname, n))
+        written = _load_members(edit, members, aliases, fit=lambda n: self.fit(vol, op.dsname, n))
         edit.write()
-        return sum(mb.data_bytes for mb in members)
+        return written
 
     def plan_rewrite(self, vol: Volume, step: _Step) -> tuple | None:
         """How a sequential data set's content, records or attributes operation is
@@ -1480,11 +1491,6 @@ class _Member:
     ttr_count: int
     relocate: bool
 
-    @property
-    def data_bytes(self) -> int:
-        run = self.blocks
-        return int(run.table.data_len[run.lo : run.hi].sum())
-
 
 def _member_of(
     name: str, blocks: Sequence[ops.Block], userdata: bytes | None, count: int
@@ -1519,32 +1525,86 @@ class _Records:
     spans: np.ndarray
 
 
+class _Inflater:
+    """Members payloads for a reader that takes them one after another, in an order
+    known beforehand, inflated into the run's two buffers (:attr:`_Run.buffers`)
+    rather than new memory for each: first touches of memory are what a fresh process
+    pays most for.  ``ahead``: a thread inflates the next payload (zstd lets go of the
+    GIL) into the other buffer while the caller works on this one; without it only the
+    first buffer is used (decode: the second buffer's first touches cost more than the
+    overlap saved).  A payload's array is valid until the next :meth:`take`; one taken
+    out of the expected order is inflated into new memory instead."""
+
+    def __init__(
+        self, basket: Basket, order: Sequence[int], buffers: list[np.ndarray], ahead: bool
+    ):
+        self.basket, self.buffers = basket, buffers
+        self.order = list(dict.fromkeys(order))
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inflate")
+        self.turns = 2 if ahead else 1
+        self.position = 0  # in ``order``: the payload the next take() expects
+        self.ahead = self._start(0)
+
+    def _start(self, position: int) -> Future | None:
+        if position >= len(self.order):
+            return None
+        index, buffer = self.order[position], self.buffers[position % self.turns]
+        if self.turns == 1:  # inflated when taken
+            done: Future = Future()
+            done.set_result((index, buffer))
+            return done
+        return self.pool.submit(self.basket.payload_into, index, buffer)
+
+    def take(self, index: int) -> np.ndarray:
+        if self.ahead is None or self.order[self.position] != index:
+            return np.frombuffer(self.basket.payload(index), dtype=np.uint8)
+        raw = self.ahead.result()
+        if self.turns == 1:
+            raw = self.basket.payload_into(*raw)
+        self.position += 1
+        # Into the other buffer: it held the payload taken before this one.
+        self.ahead = self._start(self.position)
+        return raw
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> _Inflater:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 class _PayloadBytes:
     """Stands for the bytes of a decoded ``members`` payload (``BlockTable.raw``) that
     the import does not keep: ``len()`` is theirs, :meth:`load` inflates the payload
-    again (its frame digest checked again) into the import's one buffer, which the
-    next load overwrites.  Anything else that reaches for the bytes fails loudly rather
-    than reading nothing."""
+    again (its frame digest checked again), through the run's :class:`_Inflater`.
+    Anything else that reaches for the bytes fails loudly rather than reading nothing."""
 
-    def __init__(self, basket: Basket, index: int, buffer: np.ndarray):
-        self.basket, self.index, self.buffer = basket, index, buffer
-        self.size = basket.payload_info(index).raw_len
+    def __init__(self, run: _Run, index: int):
+        self.run, self.index = run, index
+        self.size = run.basket.payload_info(index).raw_len
 
     def __len__(self) -> int:
         return self.size
 
     def load(self) -> np.ndarray:
-        return self.basket.payload_into(self.index, self.buffer)
+        if self.run.inflater is None:
+            return np.frombuffer(self.run.basket.payload(self.index), dtype=np.uint8)
+        return self.run.inflater.take(self.index)
 
 
 def _detach(members: Sequence[ops.MemberImage], raw: _PayloadBytes) -> None:
-    """Point the members' block runs at a table without the payload's bytes."""
+    """Point the members' block runs at a table without the payload's bytes (the
+    runs of one payload share its one table)."""
     light: dict[int, ops.BlockTable] = {}
-    for mi in members:
-        run = mi.blocks
-        if isinstance(run, ops.BlockRun):
-            table = light.setdefault(id(run.table), run.table._replace(payload=None, raw=raw))
-            run.table = table
+    for run in [mi.blocks for mi in members if isinstance(mi.blocks, ops.BlockRun)]:
+        table = run.table
+        swap = light.get(id(table))
+        if swap is None:
+            swap = light[id(table)] = table._replace(payload=None, raw=raw)
+        run.table = swap
 
 
 def _records_of(runs: Sequence[ops.BlockRun], with_bytes: bool = True) -> _Records:
@@ -1602,13 +1662,14 @@ def _load_members(
     members: Sequence[_Member],
     aliases: Sequence[tuple[str, str, bytes, int]] = (),
     fit: Callable[[int], DatasetInfo] | None = None,
-) -> None:
+) -> int:
     """Add or replace ``members`` (and then ``aliases``: name, member, user data, TTR
     count) in one pass, as IEBCOPY loads a PDS: the blocks of every member, each run
     followed by its EOF record, are placed one after another from the data set's final
     EOF (FORMATS.md 6.5, 7.3), whole tracks are built once and staged in the caller's
     transaction, user-data TTRs and note lists are relocated, and DS1LSTAR/DS1TRBAL are
     written once.  The new entries go into ``edit``, whose owner writes the directory.
+    Returns the bytes of member data written.
 
     ``fit(tracks)`` makes the data set that big (it is called with the relative tracks
     the placement needs); when the data set cannot grow because it has 16 extents, the
@@ -1716,6 +1777,7 @@ def _load_members(
     edit.entries.update(new_entries)
     for name, target, userdata, count in aliases:
         edit.put_alias(name, target, userdata, count)
+    return int(recs.data_len.sum())
 
 
 def _rebuild_pds(vol: Volume, dsname: str, dirblks: int) -> None:
@@ -2044,14 +2106,19 @@ def _apply_all(run: _Run, todo: list[_Step], intent: Intent | None) -> dict[str,
         by_vol.setdefault(step.volser, []).append(step)
     total = len(by_vol)
     done = 0
-    for vol in run.system.volumes:
-        steps = by_vol.get(vol.volser)
-        if not steps:
-            continue
-        run.report("apply", done, total, vol.volser, f"{len(steps)} operations")
-        out[vol.volser] = run.apply_volume(vol, steps)
-        _volume_committed(intent, vol.volser)
-        done += 1
+    run.inflater = _Inflater(run.basket, run.load_order(todo), run.buffers, ahead=True)
+    try:
+        for vol in run.system.volumes:
+            steps = by_vol.get(vol.volser)
+            if not steps:
+                continue
+            run.report("apply", done, total, vol.volser, f"{len(steps)} operations")
+            out[vol.volser] = run.apply_volume(vol, steps)
+            _volume_committed(intent, vol.volser)
+            done += 1
+    finally:
+        run.inflater.close()
+        run.inflater = None
     return out
 
 

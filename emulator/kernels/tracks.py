@@ -257,10 +257,10 @@ def _slot_ok(row, n, cyl, head, ha_size, count_size, off_cyl, off_head, off_rec,
             return False
         first = False
         pos += count_size + kl + dl
+    padding = 0  # an OR over the padding, without an early exit: the loop vectorizes
     for i in range(n, len(row)):
-        if row[i] != 0:
-            return False
-    return True
+        padding |= row[i]
+    return padding == 0
 
 
 @nb.njit(cache=True, nogil=True)
