@@ -139,9 +139,10 @@ def open_system(
     Options as for :func:`open_volume`.  ``background_flush``: a commit returns once
     its bytes are written and a thread flushes them to disk, so one volume's flush
     overlaps the next volume's work; :meth:`System.sync` (or closing) waits for them
-    (``emulator.image.journal``: until then a crash rolls the commit back).  Writer locks are taken in the order of the
-    images' real paths (``System.volumes`` keeps the order given), so two writers of
-    overlapping systems never wait for each other in a circle.
+    (``emulator.image.journal``: until then a crash rolls the commit back).  Writer
+    locks are taken in the order of the images' real paths (``System.volumes`` keeps
+    the order given), so two writers of overlapping systems never wait for each other
+    in a circle.
     """
     given = [os.fspath(p) for p in paths]
     order = sorted(range(len(given)), key=lambda i: os.path.realpath(given[i]))

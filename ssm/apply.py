@@ -578,7 +578,7 @@ class _Run:
         New members' bytes are not kept: only their block columns, which is what
         planning needs; the load inflates the payload again (:class:`_PayloadBytes`).
         Both go through an :class:`_Inflater`: first touches of memory are what a fresh
-        process pays most for (docs/import.md "Speed"), and holding every payload, or
+        process pays most for (docs/import.md "Throughput"), and holding every payload, or
         taking new memory for each, made an import touch as much new memory as it had
         member data."""
         self.pds_payloads = {
@@ -1540,34 +1540,33 @@ class _Inflater:
     ):
         self.basket, self.buffers = basket, buffers
         self.order = list(dict.fromkeys(order))
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inflate")
-        self.turns = 2 if ahead else 1
+        self.pool = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="inflate") if ahead else None
+        )
         self.position = 0  # in ``order``: the payload the next take() expects
         self.ahead = self._start(0)
 
     def _start(self, position: int) -> Future | None:
-        if position >= len(self.order):
+        if self.pool is None or position >= len(self.order):
             return None
-        index, buffer = self.order[position], self.buffers[position % self.turns]
-        if self.turns == 1:  # inflated when taken
-            done: Future = Future()
-            done.set_result((index, buffer))
-            return done
+        index, buffer = self.order[position], self.buffers[position % 2]
         return self.pool.submit(self.basket.payload_into, index, buffer)
 
     def take(self, index: int) -> np.ndarray:
-        if self.ahead is None or self.order[self.position] != index:
+        if self.position >= len(self.order) or self.order[self.position] != index:
             return np.frombuffer(self.basket.payload(index), dtype=np.uint8)
-        raw = self.ahead.result()
-        if self.turns == 1:
-            raw = self.basket.payload_into(*raw)
+        if self.ahead is None:
+            raw = self.basket.payload_into(index, self.buffers[0])
+        else:
+            raw = self.ahead.result()
         self.position += 1
         # Into the other buffer: it held the payload taken before this one.
         self.ahead = self._start(self.position)
         return raw
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> _Inflater:
         return self

@@ -555,6 +555,11 @@ def test_auto_and_zstd_write_zstd_frames(tmp_path, policy):
     fmt.write_basket(path, {}, operations, [big, small, tiny], compression=policy)
     with fmt.verify_basket(path) as b:
         assert [b.payload(i) for i in range(3)] == [big, small, tiny]
+        buffer = np.full(len(big) + 7, 0xEE, np.uint8)
+        for i, want in enumerate([big, small, tiny]):  # in place, whatever was there
+            assert b.payload_into(i, buffer).tobytes() == want
+        with pytest.raises(FormatError, match="buffer for"):
+            b.payload_into(0, buffer[: len(big) - 1])
         assert [f.codec for f in b.frames] == [fmt.CODEC_ZSTD, fmt.CODEC_ZSTD, fmt.CODEC_STORED]
         assert b.to_json()["payloads"][0]["codec"] == "zstd"
         assert b.frames[0].stored_len * 10 < b.frames[0].raw_len
@@ -610,6 +615,9 @@ def test_damaged_zstd_frames_are_refused_naming_the_file_and_payload(tmp_path):
         path.write_bytes(reseal_basket(damaged))
         with fmt.read_basket(path) as b, pytest.raises(FormatError, match=message) as exc:
             b.payload(0)
+        assert exc.value.path == str(path) and "payload 0 at offset" in str(exc.value)
+        with fmt.read_basket(path) as b, pytest.raises(FormatError, match=message) as exc:
+            b.payload_into(0, np.zeros(raw_len + 16, np.uint8))  # decoded in place
         assert exc.value.path == str(path) and "payload 0 at offset" in str(exc.value)
         with pytest.raises(FormatError, match=message) as exc:
             fmt.verify_basket(path)
