@@ -290,3 +290,20 @@ def test_a_background_flush_that_fails_leaves_its_journal_to_roll_back(volume):
     assert os.path.exists(journal.journal_path(str(volume[0])))
     open_image(volume[0]).close()  # the next open rolls the unflushed commit back
     assert _contents(volume) == before
+
+
+def test_close_reports_a_failed_background_flush_and_still_lets_the_image_go(volume):
+    before = _contents(volume)
+    im = open_image(volume[0], writable=True)
+    im.background_flush = True
+    with pytest.MonkeyPatch.context() as crash:
+        crash_commit(crash, None)
+        with im.transaction():
+            for trk, image in _tracks(40, 30, 4).items():
+                im.write_track(trk, image)
+        with pytest.raises(IntegrityError, match="flushing a commit to disk failed"):
+            im.close()
+    assert im.closed
+    with open_image(volume[0], writable=True):  # the writer lock is free; it rolls back
+        pass
+    assert _contents(volume) == before

@@ -224,11 +224,11 @@ class DasdImage:
         finally:
             try:
                 self.sync()  # before the writer lock goes: the journal must be gone
-            finally:
+            finally:  # a failed flush is raised, but the image is closed all the same
                 self._close()
-            self.closed = True
-            if self.lock is not None:
-                self.lock.release()
+                self.closed = True
+                if self.lock is not None:
+                    self.lock.release()
 
     def _close(self) -> None:
         pass
