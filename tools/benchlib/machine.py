@@ -10,7 +10,13 @@ from importlib import metadata
 from pathlib import Path
 
 #: Peer programs that Debian packages provide: program -> package.
-PEER_PACKAGES = {"xdelta3": "xdelta3", "xxhsum": "xxhash", "rsync": "rsync", "time": "time"}
+PEER_PACKAGES = {
+    "xdelta3": "xdelta3",
+    "xxhsum": "xxhash",
+    "b3sum": "b3sum",
+    "rsync": "rsync",
+    "time": "time",
+}
 
 
 def _first_line(cmd: list[str]) -> str:
@@ -20,6 +26,10 @@ def _first_line(cmd: list[str]) -> str:
         return "not installed"
     text = (done.stdout or done.stderr).strip()
     return text.splitlines()[0].strip() if text else "unknown"
+
+
+def _installed_version(program: str, flag: str) -> str:
+    return _first_line([program, flag]) if shutil.which(program) else "not installed"
 
 
 def _cpu_model() -> str:
@@ -101,7 +111,8 @@ def describe(work: Path, cores: int) -> list[tuple[str, str]]:
         ("sha256sum", _first_line(["sha256sum", "--version"])),
         ("rsync", _first_line(["rsync", "--version"])),
         ("xdelta3", _first_line(["xdelta3", "-V"])),
-        ("xxhsum", _first_line(["xxhsum", "-V"]) if shutil.which("xxhsum") else "not installed"),
+        ("xxhsum", _installed_version("xxhsum", "-V")),
+        ("b3sum", _installed_version("b3sum", "--version")),
     ]
 
 
