@@ -45,13 +45,16 @@ The next commit of the image, its close and :func:`settle` wait for the thread; 
 read-only open by this same process reads the new bytes without waiting.
 
 Writes that continue each other (same file, each starting where the one before ends)
-form a run (up to :data:`RUN_BYTES`): its old bytes are read with one call and its new
-ones written from one seek, not a seek and a read per track.  The new bytes are not
-joined into one buffer first: copying them cost more than the calls it would save.
+form a run (up to :data:`RUN_BYTES`): its old bytes are looked at through one read-only
+memory map of the file, and only what the journal keeps of them is copied (reading
+each run into a buffer first cost a copy of every overwritten byte, and new memory);
+its new bytes are written from one seek.  They are not joined into one buffer first:
+copying them cost more than the calls it would save.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 import threading
@@ -74,13 +77,13 @@ _SIZE = struct.Struct(">Q")
 _ENTRY = struct.Struct(">IQII")  # fileidx, offset, length, stored
 _ENTRY_V1 = struct.Struct(">IQI")  # fileidx, offset, length
 
-#: The most old bytes read by one call: a run of continuing writes is cut at the
-#: first write boundary past this, so a commit of a whole volume never holds a
-#: second copy of it in memory.
+#: The most old bytes mapped at a time: a run of continuing writes is cut at the
+#: first write boundary past this, so a commit of a whole volume never maps all of it.
 RUN_BYTES = 8 << 20
 
 # Compared against with memcmp (bytes.startswith takes a memoryview and copies nothing).
 _ZEROS = memoryview(bytes(1 << 16))
+_NOTHING = np.zeros(0, dtype=np.uint8)
 # Within this many bytes, bytes.rstrip finds the last non-zero byte directly.
 _SCAN_BYTES = 64
 
@@ -242,18 +245,22 @@ def _apply_locked(
 ) -> None:
     written = sorted({idx for idx, _, _ in runs})
     handles = {idx: open(files[idx], "r+b") for idx in written}  # noqa: SIM115 - closed below
-    # One buffer for the old bytes of every run (NumPy: large ones get huge pages):
-    # reading each run into new memory cost a page fault per 4 KiB, which for a large
-    # commit was more than the reading.
-    old = np.empty(max(sum(map(len, datas)) for _, _, datas in runs), dtype=np.uint8)
     try:
         for idx, offset, datas in runs:
             end = min(offset + sum(map(len, datas)), sizes[idx])
-            got = 0
-            if end > offset:
-                handles[idx].seek(offset)
-                got = handles[idx].readinto(memoryview(old)[: end - offset])
-            _journal_entries(body, idx, offset, datas, old, got)
+            if end <= offset:
+                _journal_entries(body, idx, offset, datas, _NOTHING, 0)
+                continue
+            # The old bytes are looked at where they lie, in a read-only map of the
+            # file: only the bytes a journal entry keeps are copied (most of a slot
+            # being overwritten is zeros), not the whole run into new memory.
+            start = offset - offset % mmap.ALLOCATIONGRANULARITY
+            with mmap.mmap(
+                handles[idx].fileno(), end - start, access=mmap.ACCESS_READ, offset=start
+            ) as mapped:
+                old = np.frombuffer(mapped, dtype=np.uint8)[offset - start :]
+                _journal_entries(body, idx, offset, datas, old, end - offset)
+                del old  # the map closes only when no view of it is left
         body += TRAILER + struct.pack(">I", zlib.crc32(body))
         jpath = journal_path(files[0])
         with open(jpath, "wb") as jf:
