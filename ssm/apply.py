@@ -1981,6 +1981,15 @@ def _find_intent(paths: Sequence[str]) -> Intent | None:
     return Intent.load(found[0])
 
 
+def _drop_orphan_backouts(paths: Sequence[str]) -> None:
+    """Remove backout stores beside the targets when no intent log is there (docs/
+    import.md "Recovery"): written by an import stopped before its intent log was saved,
+    or left by one stopped between removing its intent log and its backout.  Neither
+    can ever be used: a backout is only read through the intent log that names it."""
+    for path in paths:
+        _remove(path + BACKOUT_SUFFIX)
+
+
 def _check_targets(intent: Intent, system: api.System) -> None:
     want = sorted(t["volser"] for t in intent.targets)
     have = sorted(v.volser for v in system.volumes)
@@ -2135,6 +2144,7 @@ def recover(
     with _exclusive(paths):
         intent = _find_intent(paths)
         if intent is None:
+            _drop_orphan_backouts(paths)
             return None
         with _open(paths, writable=True, ignore_opened=ignore_opened) as system:
             _check_targets(intent, system)
@@ -2188,6 +2198,8 @@ def _import(
         run.decode()
         this_id = basket_id(path)
         intent = _find_intent(paths)
+        if intent is None and not dry_run:
+            _drop_orphan_backouts(paths)
         with _open(paths, writable=not dry_run, ignore_opened=ignore_opened) as system:
             run.system = system
             if intent is not None:

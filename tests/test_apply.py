@@ -539,6 +539,23 @@ def test_sigkill_at_random_points_never_leaves_half_a_system(world, tmp_path):
         assert leftovers(hot) == []
 
 
+def test_a_backout_left_without_its_intent_log_is_removed_by_the_next_run(world, tmp_path):
+    # As a crash between removing a finished import's intent log and its backout (the
+    # intent log's removal flushes the folder, so the window is real) leaves it.
+    hot = hot_site(world, tmp_path)
+    orphan = os.fspath(hot[0]) + BACKOUT_SUFFIX
+    assert import_basket(world.basket, hot).verified
+    shutil.copyfile(world.basket, orphan)
+    assert import_basket(world.basket, hot, dry_run=True).already_applied
+    assert leftovers(hot) == [orphan]  # a dry run writes nothing
+    result = import_basket(world.basket, hot)
+    assert result.already_applied and leftovers(hot) == []
+    shutil.copyfile(world.basket, orphan)
+    assert recover(hot) is None  # nothing to recover, but the orphan goes
+    assert leftovers(hot) == []
+    assert state(hot) == world.header["result"]["state"]
+
+
 # -- space ----------------------------------------------------------------------------
 def basket_of(path: Path, operations: list[ops.Operation], payloads: list[bytes]) -> Path:
     header = {"tool": "test", "created": "2026-11-02T00:00:00+00:00", "mode": "base"}
