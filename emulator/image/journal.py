@@ -83,7 +83,6 @@ RUN_BYTES = 8 << 20
 
 # Compared against with memcmp (bytes.startswith takes a memoryview and copies nothing).
 _ZEROS = memoryview(bytes(1 << 16))
-_NOTHING = np.zeros(0, dtype=np.uint8)
 # Within this many bytes, bytes.rstrip finds the last non-zero byte directly.
 _SCAN_BYTES = 64
 
@@ -249,8 +248,7 @@ def _apply_locked(
         for idx, offset, datas in runs:
             end = min(offset + sum(map(len, datas)), sizes[idx])
             if end <= offset:
-                _journal_entries(body, idx, offset, datas, _NOTHING, 0)
-                continue
+                continue  # wholly past the file's old size: cutting the file undoes it
             # The old bytes are looked at where they lie, in a read-only map of the
             # file: only the bytes a journal entry keeps are copied (most of a slot
             # being overwritten is zeros), not the whole run into new memory.
