@@ -63,6 +63,7 @@ from emulator.errors import (
     SpaceError,
     UnsupportedError,
 )
+from emulator.memory import scratch
 from emulator.pds import DirEntry, Pds
 from emulator.pds.directory import blocks_needed, blocks_needed_for, validate_name
 from emulator.pds.pds import Directory, resolve_aliases
@@ -588,7 +589,7 @@ class _Run:
         }
         order = [op.payload for op in self.basket.operations if op.payload in self.pds_payloads]
         size = max((self.basket.payload_info(i).raw_len for i in order), default=0)
-        self.buffers = [np.empty(size, np.uint8), np.empty(size, np.uint8)]  # untouched yet
+        self.buffers = [scratch(size), scratch(size)]  # untouched yet
         with _Inflater(self.basket, order, self.buffers, ahead=False) as inflater:
             for op in self.basket.operations:
                 if op.payload is None or op.payload in self.payloads:

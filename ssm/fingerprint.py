@@ -56,6 +56,7 @@ from emulator.errors import EmulatorError, NotFoundError
 from emulator.image import changes
 from emulator.kernels import gather as g
 from emulator.kernels import hashing as hk
+from emulator.memory import scratch
 from ssm import model as m
 
 #: Streams shorter than this are hashed whole; longer ones through their record groups.
@@ -283,7 +284,7 @@ class _Worker:
     """Per-thread buffers and open volumes."""
 
     def __init__(self):
-        self.out = np.zeros(CHUNK, dtype=np.uint8)
+        self.out = scratch(CHUNK)
         self.gend = np.zeros(CHUNK // GROUP_MIN + 2, dtype=np.int64)
         self.grec = np.zeros_like(self.gend)
         self.gblk = np.zeros_like(self.gend)
@@ -512,7 +513,7 @@ def _drain(wk, hasher, st, slots, rows, table, i, n, mode, split, cdc, tt0=0) ->
             return i
         if int(st[g.S_POS]) - int(st[g.S_COMMIT]) > len(wk.out) // 2:
             # an open spanned record fills half the chunk: give it room
-            bigger = np.zeros(len(wk.out) * 2, dtype=np.uint8)
+            bigger = scratch(len(wk.out) * 2)
             bigger[: int(st[g.S_POS])] = wk.out[: int(st[g.S_POS])]
             wk.out = bigger
             wk.gend = np.zeros(len(bigger) // GROUP_MIN + 2, dtype=np.int64)

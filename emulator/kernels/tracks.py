@@ -21,6 +21,7 @@ from emulator.errors import FormatError
 from emulator.kernels.gather import memcpy_at
 from emulator.layouts import offsets as layout_offsets
 from emulator.layouts.ckd import COUNT_SIZE, HA_SIZE, CountField, HomeAddress
+from emulator.memory import scratch
 
 ERR_OK = 0
 ERR_SHORT = 1  # slot too short for HA and one count field
@@ -334,7 +335,7 @@ def build_tracks(
         raise FormatError("record offsets outside the source, or tracks out of order")
     # Not zeroed here: fill_tracks writes every byte of each row, zeros after the image
     # (as on disk), and writing them once costs half of writing them twice.
-    slots = np.empty((ntrk, trksize), dtype=np.uint8)
+    slots = scratch((ntrk, trksize))
     used = np.zeros(ntrk, dtype=np.int64)
     if prefix:
         if len(prefix) + COUNT_SIZE > trksize or ntrk == 0:
