@@ -577,11 +577,12 @@ class _Run:
         """Decode every payload once (a damaged one stops the import here).
 
         New members' bytes are not kept: only their block columns, which is what
-        planning needs; the load inflates the payload again (:class:`_PayloadBytes`).
-        Both go through an :class:`_Inflater`: first touches of memory are what a fresh
-        process pays most for (docs/import.md "Throughput"), and holding every payload, or
-        taking new memory for each, made an import touch as much new memory as it had
-        member data."""
+        planning needs; the load inflates the payload (:class:`_PayloadBytes`).  Of a
+        ``P2`` members payload only the head is inflated here (basket.md "Payloads"); a
+        ``P1`` one is inflated whole, into an :class:`_Inflater`'s buffer: first
+        touches of memory are what a fresh process pays most for (docs/import.md
+        "Throughput"), and holding every payload, or taking new memory for each, made
+        an import touch as much new memory as it had member data."""
         self.pds_payloads = {
             op.payload
             for op in self.basket.operations
@@ -590,19 +591,29 @@ class _Run:
         order = [op.payload for op in self.basket.operations if op.payload in self.pds_payloads]
         size = max((self.basket.payload_info(i).raw_len for i in order), default=0)
         self.buffers = [scratch(size), scratch(size)]  # untouched yet
-        with _Inflater(self.basket, order, self.buffers, ahead=False) as inflater:
+        heads = {}  # members payload -> the bytes its P2 head takes
+        for i in dict.fromkeys(order):
+            need = ops.members_head_size(self.basket.payload_head(i, ops.MEMBERS_HEAD_SIZE))
+            if need is not None:
+                heads[i] = need
+        whole = [i for i in order if i not in heads]
+        with _Inflater(self.basket, whole, self.buffers, ahead=False) as inflater:
             for op in self.basket.operations:
                 if op.payload is None or op.payload in self.payloads:
                     continue
                 where = f"payload {op.payload} of operation {op.seq} ({op.target})"
+                length = None  # of the whole payload, when raw is only its head
                 try:
-                    if op.payload in self.pds_payloads:
+                    if op.payload in heads:
+                        raw = self.basket.payload_head(op.payload, heads[op.payload])
+                        length = self.basket.payload_info(op.payload).raw_len
+                    elif op.payload in self.pds_payloads:
                         raw = inflater.take(op.payload)
                         if raw[:2].tobytes() != b"P1":
                             raw = raw.tobytes()  # not members: a decoder slicing bytes
                     else:
                         raw = self.basket.payload(op.payload)
-                    decoded = ops.decode_payload(op.kind, raw, where)
+                    decoded = ops.decode_payload(op.kind, raw, where, length)
                 except FormatError as exc:
                     raise exc.located(self.basket.path) from None
                 if decoded and isinstance(decoded[0], ops.MemberImage):

@@ -131,3 +131,20 @@ def reseal_basket(data: bytearray) -> bytes:
         pos = start + stored_len
     data[-32:] = blake3.blake3(bytes(data[:-32])).digest()
     return bytes(data)
+
+
+def members_p1(members) -> bytes:
+    """A ``members`` payload in the form version 1 and 2 writers made (basket.md
+    ``members (P1)``): each entry followed by its blocks."""
+    import struct
+
+    index = {m.name: i for i, m in enumerate(members)}
+    out = [b"P1\x00\x00", struct.pack("<I", len(members))]
+    for m in members:
+        name = m.name.encode("cp037")
+        target = index.get(m.alias_of, 0xFFFFFFFF) if m.alias else 0xFFFFFFFF
+        out.append(bytes([len(name)]) + name + bytes([int(m.alias), m.ttr_count, len(m.userdata)]))
+        out += [m.userdata, struct.pack("<II", target, len(m.blocks))]
+        for b in m.blocks:
+            out += [struct.pack("<IBBHI", b.ttr, len(b.key), 0, 0, len(b.data)), b.key, b.data]
+    return b"".join(out)

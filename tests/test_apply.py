@@ -21,7 +21,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import reseal_basket
+from conftest import members_p1, reseal_basket
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -279,6 +279,97 @@ def test_backout_restores_the_before_state(world, tmp_path):
     # and the day's basket applies again on the restored site
     assert import_basket(world.basket, hot).verified
     assert state(hot) == world.header["result"]["state"]
+
+
+def empty_targets(world, folder: Path) -> list[Path]:
+    """Empty volumes with production's volsers and geometry."""
+    folder.mkdir()
+    for p in world.prod:
+        with api.open_volume(p) as vol:
+            dev, volser, cyls = vol.device.name, vol.volser, vol.cyls
+        Volume.create(folder / p.name, dev, volser, cyls=cyls).close()
+    return [folder / p.name for p in world.prod]
+
+
+def test_a_basket_of_an_older_ssm_with_p1_members_imports(world, tmp_path):
+    """Version 2 wrote members payloads interleaved (P1): the planning decodes them whole
+    and the load inflates them again (basket.md "Payloads")."""
+    full = tmp_path / "full.basket"
+    export(full, images=world.prod, full=True)
+    with read_basket(full) as b:
+        header, operations = b.header, b.operations
+        payloads = [b.payload(i) for i in range(b.payload_count)]
+    p2 = [i for i, p in enumerate(payloads) if p[:2] == b"P2"]
+    assert p2
+    for i in p2:
+        payloads[i] = members_p1(ops.decode_members(payloads[i]))
+    older = tmp_path / "older.basket"
+    write_basket(older, header, operations, payloads)
+    targets = empty_targets(world, tmp_path / "empty")
+    result = import_basket(older, targets)
+    assert result.verified and not result.mismatches
+    assert differences(fingerprint(world.prod), fingerprint(targets)) == []
+
+
+def _last_zstd_block(frame: bytes) -> int:
+    """Offset of the header of the last block of a zstd frame (RFC 8878 3.1.1)."""
+    fhd = frame[4]
+    single = (fhd >> 5) & 1
+    pos = 5 + (0 if single else 1) + (0, 1, 2, 4)[fhd & 3] + (single, 2, 4, 8)[fhd >> 6]
+    while pos + 3 <= len(frame):
+        head = int.from_bytes(frame[pos : pos + 3], "little")
+        if head & 1:
+            return pos
+        pos += 3 + (1 if (head >> 1) & 3 == 1 else head >> 3)
+    raise AssertionError("no last block in the zstd frame")
+
+
+def test_member_data_that_fails_to_inflate_at_load_rolls_the_import_back(tmp_path):
+    """Planning inflates only a members payload's head (basket.md "Payloads"): a frame
+    whose last block is damaged, under digests made for it, fails when its data set is
+    loaded, once the import has begun (intent log and backout written, another PDS
+    loaded): it is rolled back, the volume left as it was and nothing left beside it."""
+    prod, hot = tmp_path / "prod.3390", tmp_path / "hot.3390"
+    rnd = random.Random(3)
+    with Volume.create(prod, "3390", "LATE01", cyls=30) as vol:
+        for dsname, members in (("A.SRC", 3), ("B.DATA", 12)):
+            vol.allocate(
+                dsname,
+                dsorg="PO",
+                recfm="FB",
+                lrecl=80,
+                blksize=3120,
+                space=("TRK", 60, 10),
+                dirblks=5,
+            )
+            pds = Pds(vol, dsname)
+            for i in range(members):  # 4 bits a byte: some 130 KB of zstd blocks
+                text = bytes(rnd.choice(b"ABCDEFGHIJKLMNOP") for _ in range(80 * 400))
+                pds.write(f"M{i}", [text[j : j + 80] for j in range(0, len(text), 80)])
+    with Volume.open(prod) as vol:
+        Volume.create(hot, "3390", "LATE01", cyls=vol.cyls).close()
+    full = tmp_path / "full.basket"
+    export(full, images=[prod], full=True)
+    raw = bytearray(full.read_bytes())
+    with read_basket(full) as b:
+        (i,) = [op.payload for op in b.operations if op.dsname == "B.DATA"]
+        assert b.operations[0].dsname == "A.SRC"  # loaded first
+        frame = b.frames[i]
+        assert frame.codec == fmt.CODEC_ZSTD
+        head = ops.members_head_size(b.payload_head(i, ops.MEMBERS_HEAD_SIZE))
+    stored = bytes(raw[frame.data_offset : frame.data_offset + frame.stored_len])
+    last = _last_zstd_block(stored)
+    assert last > head  # the head decodes from blocks before it
+    raw[frame.data_offset + last] |= 0b110  # block type 3: reserved, a decoding error
+    bad = tmp_path / "late-damage.basket"
+    bad.write_bytes(reseal_basket(raw))
+    with read_basket(bad) as b:
+        assert len(b.payload_head(i, head)) == head
+    before = sha256s([hot])
+    with pytest.raises(FormatError, match="cannot decode"):
+        import_basket(bad, [hot])
+    assert sha256s([hot]) == before
+    assert leftovers([hot]) == []
 
 
 def test_signed_basket(world, tmp_path):

@@ -10,7 +10,7 @@ import blake3
 import numpy as np
 import pytest
 import zstandard
-from conftest import reseal_basket
+from conftest import members_p1, reseal_basket
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -82,7 +82,7 @@ def test_round_trip_and_payloads(basket):
     header, operations, payloads = small_basket()
     with fmt.verify_basket(basket) as b:
         assert b.version == fmt.FORMAT_VERSION
-        assert b.header["mode"] == "base" and b.header["format"] == 2
+        assert b.header["mode"] == "base" and b.header["format"] == fmt.FORMAT_VERSION
         assert b.header["counts"]["payloads"] == 2
         assert b.operations == operations
         assert [b.payload(i) for i in range(b.payload_count)] == payloads
@@ -122,7 +122,7 @@ def test_not_a_basket(tmp_path):
 def test_layout_fixed_parts(basket):
     data = basket.read_bytes()
     assert data[:8] == b"\x89SSMBK\r\n"
-    assert struct.unpack_from("<HHI", data, 8) == (2, 0, 3)
+    assert struct.unpack_from("<HHI", data, 8) == (3, 0, 3)
     assert data[32:38] == b"header"
     tail = data[-fmt.TRAILER.size :]
     assert tail[:8] == b"SSMBKEND"
@@ -174,13 +174,14 @@ def test_truncation_and_appended_bytes(basket, tmp_path):
 
 def test_version_is_checked_first(basket, tmp_path):
     data = bytearray(basket.read_bytes())
-    data[8:10] = (3).to_bytes(2, "little")
-    path = tmp_path / "v3.basket"
+    newer = fmt.FORMAT_VERSION + 1
+    data[8:10] = newer.to_bytes(2, "little")
+    path = tmp_path / "newer.basket"
     path.write_bytes(bytes(data))
     with pytest.raises(FormatError, match="version"):  # digest broken: damage
         fmt.read_basket(path)
     path.write_bytes(reseal_basket(data))
-    with pytest.raises(UnsupportedError, match="format 3"):  # intact: a newer ssm's basket
+    with pytest.raises(UnsupportedError, match=f"format {newer}"):  # a newer ssm's basket
         fmt.read_basket(path)
     path.write_bytes(b"\x89SSMFP\r\n" + bytes(200))
     with pytest.raises(FormatError, match="magic"):
@@ -363,8 +364,46 @@ def test_payload_encodings_round_trip(records, blocks, cuts):
     assert ops.decode_members(ops.encode_members(members)) == members
 
 
+@settings(max_examples=100, deadline=None)
+@given(blocks=blocks_lists, more=blocks_lists)
+def test_members_payload_head_alone_and_the_older_form(blocks, more):
+    members = [
+        MemberImage("MAIN", False, 1, b"\x00\x00\x05\x01", None, blocks),
+        MemberImage("ALIAS", True, 0, b"", "MAIN"),
+        MemberImage("NEXT", False, 0, b"\x01\x02", None, more),
+    ]
+    payload = ops.encode_members(members)
+    assert payload[:2] == b"P2"
+    whole = ops.decode_members(payload)
+    assert whole == members
+    # The head alone: the same entries and block columns, offsets into the whole payload.
+    need = ops.members_head_size(payload[: ops.MEMBERS_HEAD_SIZE])
+    assert need == len(payload) - sum(len(b.key) + len(b.data) for b in blocks + more)
+    head = ops.decode_members(payload[:need], size=len(payload))
+    for a, b in zip(head, whole, strict=True):
+        assert (a.name, a.alias, a.ttr_count, a.userdata, a.alias_of) == (
+            b.name, b.alias, b.ttr_count, b.userdata, b.alias_of
+        )  # fmt: skip
+        assert (a.blocks.lo, a.blocks.hi) == (b.blocks.lo, b.blocks.hi)
+    table = head[0].blocks.table
+    if need < len(payload):  # else the head is the whole payload
+        assert table.payload is None and len(table.raw) == 0
+    for col in ("ttr", "key_off", "key_len", "data_off", "data_len"):
+        assert (getattr(table, col) == getattr(whole[0].blocks.table, col)).all()
+    # A head that does not account for every byte of the payload is damage.
+    with pytest.raises(FormatError, match="after the last block"):
+        ops.decode_members(payload[:need], size=len(payload) + 1)
+    with pytest.raises(FormatError, match="after the last block"):
+        ops.decode_members(payload + b"\x00")
+    # Baskets of versions 1 and 2 hold the older form: it decodes to the same entries.
+    assert ops.members_head_size(members_p1(members)) is None
+    assert ops.decode_members(members_p1(members)) == members
+    with pytest.raises(FormatError, match="decoded whole"):
+        ops.decode_members(members_p1(members)[:20], size=len(members_p1(members)))
+
+
 @settings(max_examples=300, deadline=None)
-@given(junk=st.binary(max_size=200), form=st.sampled_from([b"R1", b"E1", b"B1", b"P1"]))
+@given(junk=st.binary(max_size=200), form=st.sampled_from([b"R1", b"E1", b"B1", b"P1", b"P2"]))
 def test_payload_decoders_only_raise_format_error(junk, form):
     data = form + b"\x00\x00" + junk
     for decoder in (ops.decode_records, ops.decode_edits, ops.decode_blocks, ops.decode_members):
@@ -372,6 +411,10 @@ def test_payload_decoders_only_raise_format_error(junk, form):
             decoder(data)
         except FormatError:
             pass
+    try:  # a P2 head alone, said to belong to a longer payload
+        ops.decode_members(data, size=len(data) + len(junk))
+    except FormatError:
+        pass
 
 
 def test_splice_from_an_offset():
@@ -680,7 +723,7 @@ def _as_version_1(data: bytes) -> bytes:
     """A basket as a version-1 writer made it (same layout, header says format 1)."""
     out = bytearray(data)
     out[8:10] = (1).to_bytes(2, "little")
-    at = out.index(b'"format":2')
+    at = out.index(b'"format":%d' % fmt.FORMAT_VERSION)
     out[at : at + 10] = b'"format":1'
     return reseal_basket(out)
 

@@ -39,6 +39,7 @@ _BLOCK_DL_AT = 8
 SCAN_OK = 0
 SCAN_SHORT = 1  # ``need`` bytes needed at ``pos``
 SCAN_COUNT = 2  # the count ``need`` read at ``pos`` exceeds what the payload can hold
+SCAN_EXTRA = 3  # ``need`` bytes after the last block's data, at ``pos``
 
 
 class BlockTable(NamedTuple):
@@ -131,27 +132,34 @@ def _u32_nb(raw, pos):
 
 
 @nb.njit(cache=True, nogil=True)
-def _scan_run(raw, pos, n, header, kl_at, dl_at, ttr, koff, klen, doff, dlen, base):
+def _scan_run(raw, pos, n, header, kl_at, dl_at, ttr, koff, klen, doff, dlen, base, data, end):
     """Read ``n`` blocks from ``raw[pos:]`` into the columns from row ``base``:
-    (code, pos, need) as :func:`scan_blocks`."""
+    (code, pos, need, data) as :func:`scan_blocks`.  ``data`` < 0: each header is
+    followed by its key and data (``P1``, ``B1``); else the keys and data lie from
+    offset ``data`` up to ``end`` of the payload, one block after another (``P2``), and
+    the offset after this run's is returned."""
     size = len(raw)
     for i in range(n):
         if pos + header > size:
-            return SCAN_SHORT, pos, header
+            return SCAN_SHORT, pos, header, data
         t = _u32_nb(raw, pos)
         kl = np.int64(raw[pos + kl_at])
         dl = _u32_nb(raw, pos + dl_at)
         pos += header
-        if pos + kl + dl > size:
-            return SCAN_SHORT, pos, kl + dl
+        at = pos if data < 0 else data
+        if at + kl + dl > (size if data < 0 else end):
+            return SCAN_SHORT, at, kl + dl, data
         j = base + i
         ttr[j] = t
-        koff[j] = pos
+        koff[j] = at
         klen[j] = kl
-        doff[j] = pos + kl
+        doff[j] = at + kl
         dlen[j] = dl
-        pos += kl + dl
-    return SCAN_OK, pos, 0
+        if data < 0:
+            pos += kl + dl
+        else:
+            data += kl + dl
+    return SCAN_OK, pos, 0, data
 
 
 @nb.njit(cache=True, nogil=True)
@@ -177,7 +185,9 @@ def _scan_blocks(raw, pos, header, kl_at, dl_at):
     klen = np.zeros(n, dtype=np.int64)
     doff = np.zeros(n, dtype=np.int64)
     dlen = np.zeros(n, dtype=np.int64)
-    code, pos, need = _scan_run(raw, pos, n, header, kl_at, dl_at, ttr, koff, klen, doff, dlen, 0)
+    code, pos, need, _ = _scan_run(
+        raw, pos, n, header, kl_at, dl_at, ttr, koff, klen, doff, dlen, 0, -1, 0
+    )
     return code, pos, need, ttr, koff, klen, doff, dlen
 
 
@@ -190,7 +200,7 @@ def scan_blocks(payload: bytes, pos: int) -> tuple[int, int, int, BlockTable]:
 
 
 @nb.njit(cache=True, nogil=True)
-def _scan_members(raw, pos, n, header, kl_at, dl_at):
+def _scan_members(raw, pos, n, header, kl_at, dl_at, data, end):
     size = len(raw)
     # per member: name offset, name length, flags, TTR count, user-data offset and
     # length, target, first block, block count
@@ -236,22 +246,31 @@ def _scan_members(raw, pos, n, header, kl_at, dl_at):
             return SCAN_COUNT, pos - 4, cnt, mem, nb_, ttr, koff, klen, doff, dlen
         mem[i, 7] = nb_
         mem[i, 8] = cnt
-        code, pos, need = _scan_run(
-            raw, pos, cnt, header, kl_at, dl_at, ttr, koff, klen, doff, dlen, nb_
+        code, pos, need, data = _scan_run(
+            raw, pos, cnt, header, kl_at, dl_at, ttr, koff, klen, doff, dlen, nb_, data, end
         )
         if code != SCAN_OK:
             return code, pos, need, mem, nb_, ttr, koff, klen, doff, dlen
         nb_ += cnt
+    if data >= 0 and data != end:
+        return SCAN_EXTRA, data, end - data, mem, nb_, ttr, koff, klen, doff, dlen
     return SCAN_OK, pos, 0, mem, nb_, ttr, koff, klen, doff, dlen
 
 
-def scan_members(payload: bytes, pos: int, n: int) -> tuple[int, int, int, np.ndarray, BlockTable]:
+def scan_members(
+    payload: bytes | np.ndarray, pos: int, n: int, data: int = -1, end: int = 0
+) -> tuple[int, int, int, np.ndarray, BlockTable]:
     """``n`` member entries from ``payload[pos:]``: ``(code, pos, need, members,
     table)``; ``members`` has one row per entry (name offset and length, flags, TTR
-    count, user-data offset and length, target, first block, block count)."""
+    count, user-data offset and length, target, first block, block count).
+
+    ``data`` >= 0 (a ``P2`` payload): ``payload`` ends with the head, whose blocks'
+    keys and data lie one after another from offset ``data`` to exactly ``end`` of the
+    whole payload (SCAN_EXTRA when they end before it); the table's offsets are into
+    the whole payload, which ``payload`` need not hold."""
     raw = np.frombuffer(payload, dtype=np.uint8)
     code, pos, need, mem, used, *cols = _scan_members(
-        raw, pos, n, BLOCK_HEADER.size, _BLOCK_KL_AT, _BLOCK_DL_AT
+        raw, pos, n, BLOCK_HEADER.size, _BLOCK_KL_AT, _BLOCK_DL_AT, data, end
     )
     table = BlockTable(payload, raw, *(c[:used].copy() for c in cols))
     return int(code), int(pos), int(need), mem, table
@@ -271,4 +290,5 @@ __all__ = [
     "SCAN_OK",
     "SCAN_SHORT",
     "SCAN_COUNT",
+    "SCAN_EXTRA",
 ]

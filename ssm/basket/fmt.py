@@ -41,7 +41,7 @@ from ssm.basket.ops import Operation, decode_payload
 MAGIC = b"\x89SSMBK\r\n"
 END_MAGIC = b"SSMBKEND"
 #: The version written; every version up to it is read (basket.md "Versioning").
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 HEADER = struct.Struct("<8sHHI16s")  # magic, version, flags, nsections, reserved
 SECTION = struct.Struct("<24sB7sQQ32s")  # name, codec, reserved, raw_len, stored_len, digest
 FRAME = struct.Struct("<B7sQQ32s")  # codec, reserved, raw_len, stored_len, digest
@@ -67,6 +67,7 @@ CODEC_NAMES = {
 FRAME_CODECS = {
     1: frozenset({CODEC_STORED, CODEC_ZLIB, CODEC_BZ2, CODEC_LZMA}),
     2: frozenset(CODEC_NAMES),
+    3: frozenset(CODEC_NAMES),
 }
 #: Frame codec policies (basket.md "Compression"); "auto" is the default.
 POLICIES = ("auto", "zstd", "zlib", "bz2", "lzma", "none")
@@ -420,6 +421,33 @@ class Basket:
         return _inflate_into(
             info.codec, self._stored(i, where), info.raw_len, out, where, self.path
         )
+
+    def payload_head(self, i: int, n: int) -> bytes:
+        """The first ``n`` bytes of payload ``i`` decoded (at most its raw length), its
+        frame digest checked: a zstd frame is decoded only that far.  For a reader that
+        needs a payload's head long before its bytes (basket.md ``members``)."""
+        info = self.payload_info(i)
+        where = f"payload {i} at offset {info.offset}"
+        stored = self._stored(i, where)
+        n = min(n, info.raw_len)
+        if info.codec != CODEC_ZSTD:
+            return _inflate(info.codec, stored, info.raw_len, where, self.path)[:n]
+        try:
+            _zstd_frame_says(stored, info.raw_len, where, self.path)
+            with zstandard.ZstdDecompressor().stream_reader(stored) as reader:
+                out = reader.read(n)
+                while len(out) < n:
+                    more = reader.read(n - len(out))
+                    if not more:
+                        break
+                    out += more
+        except FormatError:
+            raise
+        except _DECODE_ERRORS as exc:
+            raise FormatError(f"cannot decode: {exc}", self.path, where) from None
+        if len(out) != n:
+            raise FormatError(f"decodes to {len(out)} bytes, not {info.raw_len}", self.path, where)
+        return out
 
     def _stored(self, i: int, where: str) -> bytes:
         """The stored bytes of payload ``i``, their frame digest checked."""

@@ -27,6 +27,7 @@ from emulator.dataset import records as rf
 from emulator.errors import FormatError
 from ssm.basket.blocks import (
     BLOCK_HEADER,
+    SCAN_EXTRA,
     SCAN_OK,
     SCAN_SHORT,
     Block,
@@ -457,20 +458,42 @@ def encode_blocks(blocks: Sequence[Block]) -> bytes:
 
 
 def encode_members(members: Sequence[MemberImage]) -> bytes:
-    """``members`` payload (dataset.create of a PDS): entries in the order given."""
+    """``members`` payload (dataset.create of a PDS), form ``P2``: entries in the order
+    given, with their block headers, then every block's key and data."""
     index = {m.name: i for i, m in enumerate(members)}
-    out = [b"P1\x00\x00", _U32.pack(len(members))]
+    head: list[bytes] = []
+    data: list[bytes] = []
     for m in members:
         name = m.name.encode("cp037")
         target = _NO_TARGET
         if m.alias and m.alias_of is not None and m.alias_of in index:
             target = index[m.alias_of]
         flags = 1 if m.alias else 0
-        out.append(bytes([len(name)]) + name + bytes([flags, m.ttr_count, len(m.userdata)]))
-        out.append(bytes(m.userdata))
-        out.append(_U32.pack(target))
-        _blocks_parts([] if m.alias else m.blocks, out)
-    return b"".join(out)
+        head.append(bytes([len(name)]) + name + bytes([flags, m.ttr_count, len(m.userdata)]))
+        head.append(bytes(m.userdata))
+        head.append(_U32.pack(target))
+        blocks = [] if m.alias else m.blocks
+        head.append(_U32.pack(len(blocks)))
+        for b in blocks:
+            head.append(_BLOCK.pack(b.ttr, len(b.key), 0, 0, len(b.data)))
+            data.append(bytes(b.key))
+            data.append(bytes(b.data))
+    joined = b"".join(head)
+    return b"".join([_MEMBERS_HEAD.pack(b"P2", 0, len(members), len(joined)), joined, *data])
+
+
+#: The fixed start of a ``P2`` members payload: magic, zero, count, head_len.
+_MEMBERS_HEAD = struct.Struct("<2sHII")
+MEMBERS_HEAD_SIZE = _MEMBERS_HEAD.size
+
+
+def members_head_size(start: bytes) -> int | None:
+    """The bytes a reader needs to decode a members payload without its data, given
+    its first 12: ``12 + head_len`` for ``P2``; None for another form (``P1``
+    interleaves the data, so the whole payload is needed)."""
+    if len(start) < MEMBERS_HEAD_SIZE or start[:4] != b"P2\x00\x00":
+        return None
+    return MEMBERS_HEAD_SIZE + _MEMBERS_HEAD.unpack_from(start)[3]
 
 
 class _Reader:
@@ -586,16 +609,48 @@ def decode_blocks(payload: bytes, where: str = "blocks payload") -> list[Block]:
 
 
 def decode_members(
-    payload: bytes | np.ndarray, where: str = "members payload"
+    payload: bytes | np.ndarray, where: str = "members payload", size: int | None = None
 ) -> list[MemberImage]:
-    """The entries of a members payload; ``payload`` may be a uint8 array (a buffer the
-    caller reuses): names and user data are copied out, the blocks' table refers to it."""
+    """The entries of a members payload (``P1`` or ``P2``); ``payload`` may be a uint8
+    array (a buffer the caller reuses): names and user data are copied out, the blocks'
+    table refers to it.  ``size``: the length of the whole payload when ``payload`` is
+    only its start, at least :func:`members_head_size` bytes of a ``P2`` one; the
+    blocks' table then has no bytes (``payload`` None, ``raw`` empty) but the offsets
+    are checked against ``size`` all the same."""
     r = _Reader(payload, where)
-    r.magic(b"P1")
-    n = r.count(4 + 4 + 4)
-    code, pos, need, rows, table = scan_members(r.data.obj, r.pos, n)
-    r.scanned(code, pos, need)
-    r.end()
+    whole = len(r.data) if size is None else size
+    if bytes(r.data[:2]) == b"P2":
+        r.magic(b"P2")
+        n = r.count(4 + 4 + 4)
+        head_end = MEMBERS_HEAD_SIZE + r.u32()
+        if head_end > len(r.data) or head_end > whole:
+            raise FormatError(
+                f"head of {head_end - MEMBERS_HEAD_SIZE} bytes runs past the payload "
+                f"({min(len(r.data), whole)} bytes)",
+                where=where,
+            )
+        head = r.data.obj[:head_end]
+        code, pos, need, rows, table = scan_members(head, r.pos, n, head_end, whole)
+        if code == SCAN_EXTRA:
+            raise FormatError(f"{need} bytes after the last block at {pos}", where=where)
+        if code == SCAN_SHORT:
+            part, ends = ("head", head_end) if pos < head_end else ("payload", whole)
+            raise FormatError(f"{part} ends at {ends}, {need} bytes needed at {pos}", where=where)
+        r.scanned(code, pos, need)
+        if pos != head_end:
+            raise FormatError(f"head ends at {pos}, not at {head_end}", where=where)
+        if size is not None and size != len(r.data):
+            table = table._replace(payload=None, raw=np.zeros(0, np.uint8))
+        else:
+            table = table._replace(payload=r.data.obj, raw=np.frombuffer(r.data.obj, np.uint8))
+    else:
+        if size is not None and size != len(r.data):
+            raise FormatError("a P1 members payload is decoded whole", where=where)
+        r.magic(b"P1")
+        n = r.count(4 + 4 + 4)
+        code, pos, need, rows, table = scan_members(r.data.obj, r.pos, n)
+        r.scanned(code, pos, need)
+        r.end()
     raw = r.data.obj
     out: list[MemberImage] = []
     targets: list[int] = []
@@ -616,20 +671,21 @@ def decode_members(
     return out
 
 
-def decode_payload(kind: str, payload: bytes, where: str = "payload"):
+def decode_payload(kind: str, payload: bytes, where: str = "payload", size: int | None = None):
     """Decode a payload by its leading magic; ``kind`` checks that it fits the
-    operation (FormatError otherwise)."""
+    operation (FormatError otherwise).  ``size``: ``payload`` is only the start of a
+    payload of that length, which only a ``P2`` members payload allows
+    (:func:`decode_members`)."""
     magic = bytes(payload[:2])
-    forms = {b"R1": "records", b"E1": "edits", b"B1": "blocks", b"P1": "members"}
+    forms = {b"R1": "records", b"E1": "edits", b"B1": "blocks", b"P1": "members", b"P2": "members"}
     form = forms.get(magic)
     if form is None or form not in PAYLOAD_FORMS.get(kind, ()):
         raise FormatError(f"payload {magic!r} does not fit a {kind} operation", where=where)
-    decoder = {
-        "records": decode_records,
-        "edits": decode_edits,
-        "blocks": decode_blocks,
-        "members": decode_members,
-    }[form]
+    if form == "members":
+        return decode_members(payload, where, size)
+    if size is not None and size != len(payload):
+        raise FormatError(f"a {form} payload is decoded whole", where=where)
+    decoder = {"records": decode_records, "edits": decode_edits, "blocks": decode_blocks}[form]
     return decoder(payload, where)
 
 
@@ -728,6 +784,8 @@ __all__ = [
     "encode_edits",
     "encode_blocks",
     "encode_members",
+    "members_head_size",
+    "MEMBERS_HEAD_SIZE",
     "decode_records",
     "decode_edits",
     "decode_blocks",
