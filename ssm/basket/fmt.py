@@ -196,14 +196,8 @@ def _inflate_into(
         return view
     try:
         _zstd_frame_says(stored, raw_len, where, path)
-        got = 0
         with zstandard.ZstdDecompressor().stream_reader(stored) as reader:
-            target = memoryview(view)
-            while got < raw_len:
-                n = reader.readinto(target[got:])
-                if not n:
-                    break
-                got += n
+            got = _zstd_fill(reader, memoryview(view))
             ended = not reader.read(1)
     except FormatError:
         raise
@@ -211,6 +205,18 @@ def _inflate_into(
         raise FormatError(f"cannot decode: {exc}", path, where) from None
     _decoded_length(got, ended, raw_len, where, path)
     return view
+
+
+def _zstd_fill(reader: zstandard.ZstdDecompressionReader, target: memoryview) -> int:
+    """Decode from ``reader`` into ``target`` until it is full or the frame ends;
+    returns the bytes decoded."""
+    got = 0
+    while got < len(target):
+        n = reader.readinto(target[got:])
+        if not n:
+            break
+        got += n
+    return got
 
 
 # -- writing --------------------------------------------------------------------------
@@ -432,22 +438,18 @@ class Basket:
         n = min(n, info.raw_len)
         if info.codec != CODEC_ZSTD:
             return _inflate(info.codec, stored, info.raw_len, where, self.path)[:n]
+        out = bytearray(n)
         try:
             _zstd_frame_says(stored, info.raw_len, where, self.path)
             with zstandard.ZstdDecompressor().stream_reader(stored) as reader:
-                out = reader.read(n)
-                while len(out) < n:
-                    more = reader.read(n - len(out))
-                    if not more:
-                        break
-                    out += more
+                got = _zstd_fill(reader, memoryview(out))
         except FormatError:
             raise
         except _DECODE_ERRORS as exc:
             raise FormatError(f"cannot decode: {exc}", self.path, where) from None
-        if len(out) != n:
-            raise FormatError(f"decodes to {len(out)} bytes, not {info.raw_len}", self.path, where)
-        return out
+        if got != n:
+            raise FormatError(f"decodes to {got} bytes, not {info.raw_len}", self.path, where)
+        return bytes(out)
 
     def _stored(self, i: int, where: str) -> bytes:
         """The stored bytes of payload ``i``, their frame digest checked."""
