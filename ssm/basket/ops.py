@@ -442,12 +442,17 @@ def encode_edits(edits: Sequence[RecordEdit]) -> bytes:
     return b"".join(out)
 
 
-def _blocks_parts(blocks: Sequence[Block], out: list[bytes]) -> None:
+def _blocks_parts(
+    blocks: Sequence[Block], out: list[bytes], data: list[bytes] | None = None
+) -> None:
+    """A block list into ``out``; with ``data``, the keys and data go there instead of
+    after each header (``P2``)."""
+    data = out if data is None else data
     out.append(_U32.pack(len(blocks)))
     for b in blocks:
         out.append(_BLOCK.pack(b.ttr, len(b.key), 0, 0, len(b.data)))
-        out.append(bytes(b.key))
-        out.append(bytes(b.data))
+        data.append(bytes(b.key))
+        data.append(bytes(b.data))
 
 
 def encode_blocks(blocks: Sequence[Block]) -> bytes:
@@ -472,12 +477,7 @@ def encode_members(members: Sequence[MemberImage]) -> bytes:
         head.append(bytes([len(name)]) + name + bytes([flags, m.ttr_count, len(m.userdata)]))
         head.append(bytes(m.userdata))
         head.append(_U32.pack(target))
-        blocks = [] if m.alias else m.blocks
-        head.append(_U32.pack(len(blocks)))
-        for b in blocks:
-            head.append(_BLOCK.pack(b.ttr, len(b.key), 0, 0, len(b.data)))
-            data.append(bytes(b.key))
-            data.append(bytes(b.data))
+        _blocks_parts([] if m.alias else m.blocks, head, data)
     joined = b"".join(head)
     return b"".join([_MEMBERS_HEAD.pack(b"P2", 0, len(members), len(joined)), joined, *data])
 
