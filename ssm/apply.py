@@ -2118,6 +2118,23 @@ def _volume_committed(intent: Intent | None, volser: str) -> None:
         intent.done.append(volser)
 
 
+@contextlib.contextmanager
+def _inflating(run: _Run, todo: list[_Step]) -> Iterator[None]:
+    """An :class:`_Inflater` for the members payloads ``todo`` loads, for the length of
+    the block (nested: the one already running).  The import starts it before it writes
+    the backout basket and the intent, so the first payload (whose inflation also pays
+    for the first touches of its buffer) is ready when loading begins."""
+    if run.inflater is not None:
+        yield
+        return
+    run.inflater = _Inflater(run.basket, run.load_order(todo), run.buffers, ahead=True)
+    try:
+        yield
+    finally:
+        run.inflater.close()
+        run.inflater = None
+
+
 def _apply_all(run: _Run, todo: list[_Step], intent: Intent | None) -> dict[str, int]:
     """Apply volume by volume in target order; returns {volser: bytes}."""
     out: dict[str, int] = {}
@@ -2126,8 +2143,7 @@ def _apply_all(run: _Run, todo: list[_Step], intent: Intent | None) -> dict[str,
         by_vol.setdefault(step.volser, []).append(step)
     total = len(by_vol)
     done = 0
-    run.inflater = _Inflater(run.basket, run.load_order(todo), run.buffers, ahead=True)
-    try:
+    with _inflating(run, todo):
         for vol in run.system.volumes:
             steps = by_vol.get(vol.volser)
             if not steps:
@@ -2136,9 +2152,6 @@ def _apply_all(run: _Run, todo: list[_Step], intent: Intent | None) -> dict[str,
             out[vol.volser] = run.apply_volume(vol, steps)
             _volume_committed(intent, vol.volser)
             done += 1
-    finally:
-        run.inflater.close()
-        run.inflater = None
     return out
 
 
@@ -2260,37 +2273,38 @@ def _import(
                 result.volumes = _per_volume(todo)
                 result.seconds = time.perf_counter() - t0
                 return result
-            if not finishing:
-                run.report("backout", 0, 1)
-                operations, payloads = run.build_backout()
-                first = paths[0]
-                store = first + BACKOUT_SUFFIX
-                write_basket(
-                    store,
-                    _backout_header(basket, path, this_id, system),
-                    operations,
-                    payloads,
-                    compression=BACKOUT_COMPRESSION,
-                )
-                intent = Intent(
-                    path=first + INTENT_SUFFIX,
-                    basket=os.path.abspath(path),
-                    basket_id=this_id,
-                    targets=[
-                        {"path": os.path.abspath(p), "volser": v.volser}
-                        for p, v in zip(paths, system.volumes, strict=True)
-                    ],
-                    backout=os.path.abspath(store),
-                    backout_digest=_file_digest(store),
-                    force=force,
-                    started=_dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
-                )
-                intent.save()
-            try:
-                written = _apply_all(run, todo, intent)
-            except BaseException as exc:
-                _fail(exc, intent, system, paths, progress, t0)
-                raise
+            with _inflating(run, todo):
+                if not finishing:
+                    run.report("backout", 0, 1)
+                    operations, payloads = run.build_backout()
+                    first = paths[0]
+                    store = first + BACKOUT_SUFFIX
+                    write_basket(
+                        store,
+                        _backout_header(basket, path, this_id, system),
+                        operations,
+                        payloads,
+                        compression=BACKOUT_COMPRESSION,
+                    )
+                    intent = Intent(
+                        path=first + INTENT_SUFFIX,
+                        basket=os.path.abspath(path),
+                        basket_id=this_id,
+                        targets=[
+                            {"path": os.path.abspath(p), "volser": v.volser}
+                            for p, v in zip(paths, system.volumes, strict=True)
+                        ],
+                        backout=os.path.abspath(store),
+                        backout_digest=_file_digest(store),
+                        force=force,
+                        started=_dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
+                    )
+                    intent.save()
+                try:
+                    written = _apply_all(run, todo, intent)
+                except BaseException as exc:
+                    _fail(exc, intent, system, paths, progress, t0)
+                    raise
             result.volumes = _per_volume(todo)
             result.bytes = sum(written.values())
             result.applied = len(todo)
