@@ -139,9 +139,11 @@ def _open_volume(path: str):
 class _Source:
     """Track slots of one volume for one worker thread."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, vol=None):
         self.path = path
-        self.vol = _open_volume(path)
+        #: ``vol``: a volume the caller opened and closes (see ``_Worker.shared``).
+        self.owned = vol is None
+        self.vol = _open_volume(path) if vol is None else vol
         image = self.vol.image
         self.image = image
         self.trksize = image.trksize
@@ -173,7 +175,8 @@ class _Source:
 
     def close(self) -> None:
         self.pieces = []
-        self.vol.close()
+        if self.owned:
+            self.vol.close()
 
     def marker(self) -> tuple:
         return self.image.generation()
@@ -312,11 +315,15 @@ class _Worker:
         self.tick: Callable[[int], None] = lambda n: None
         #: path -> ``_Source.known`` for the sources this worker opens (--since).
         self.known: dict[str, tuple] = {}
+        #: path -> the volume :func:`fingerprint` opened to list the data sets, for a
+        #: worker that runs in that thread: reading its VTOC again cost more than a
+        #: small data set (an import's verification opens every volume it wrote).
+        self.shared: dict[str, api.Volume] = {}
 
     def source(self, path: str) -> _Source:
         src = self.sources.get(path)
         if src is None:
-            src = self.sources[path] = _Source(path)
+            src = self.sources[path] = _Source(path, self.shared.get(path))
             src.known = self.known.get(path)
         return src
 
@@ -1545,12 +1552,15 @@ def _run(paths, volumes, jobs, old, progress, workers, created, t0, vols, starts
 
     local = threading.local()
     workers_made: list[_Worker] = []
+    nworkers = workers or default_workers(sum(job.weight for job in jobs))
 
     def run(job: _Job) -> _Result | None:
         wk = getattr(local, "wk", None)
         if wk is None:
             wk = local.wk = _Worker()
             wk.known = known
+            if nworkers <= 1:  # the jobs run in this thread, which holds ``vols`` open
+                wk.shared = dict(zip(paths, vols, strict=True))
             with lock:
                 workers_made.append(wk)
         ticked = [0]
@@ -1572,7 +1582,6 @@ def _run(paths, volumes, jobs, old, progress, workers, created, t0, vols, starts
         report(job)
         return res
 
-    nworkers = workers or default_workers(sum(job.weight for job in jobs))
     order = sorted(range(len(jobs)), key=lambda i: -jobs[i].weight)
     results: list[_Result | None] = [None] * len(jobs)
     try:
