@@ -557,7 +557,6 @@ class _Run:
         self.buffers: list[np.ndarray] = [np.empty(0, np.uint8)] * 2
         #: Hands out members payloads while they are loaded (:func:`_apply_all`).
         self.inflater: _Inflater | None = None
-        self.slot_pool = _SlotPool()
         self.fp: m.Fingerprint | None = None
         #: (volser, PDS) -> its directory on the target before the import (read once)
         #: and the data set's DSCB fields when it was read
@@ -1148,34 +1147,27 @@ class _Run:
         The member operations of one PDS (the manifest keeps them together) share one
         in-memory directory, written once."""
         written = 0
-        try:
-            with vol.transaction():
-                written = self._apply_steps(vol, steps)
-        finally:
-            self.slot_pool.release()  # committed (or rolled back): the slots are free
-        return written
-
-    def _apply_steps(self, vol: Volume, steps: list[_Step]) -> int:
-        """:meth:`apply_volume` inside the volume's transaction."""
-        written = 0
-        for (volser, dsname), dirblks in sorted(self.rebuild.items()):
-            if volser == vol.volser:
-                _rebuild_pds(vol, dsname, dirblks)
-        i = 0
-        while i < len(steps):
-            op = steps[i].op
-            if op.is_member:
-                j = i + 1
-                while j < len(steps) and steps[j].op.is_member and steps[j].op.dsname == op.dsname:
-                    j += 1
-                written += self.apply_members(vol, steps[i:j])
-                i = j
-                continue
-            try:
-                written += self.apply_one(vol, steps[i])
-            except EmulatorError as exc:
-                raise exc.located(vol.path, _op_where(op)) from None
-            i += 1
+        with vol.transaction():
+            for (volser, dsname), dirblks in sorted(self.rebuild.items()):
+                if volser == vol.volser:
+                    _rebuild_pds(vol, dsname, dirblks)
+            i = 0
+            while i < len(steps):
+                op = steps[i].op
+                if op.is_member:
+                    j = i + 1
+                    while (
+                        j < len(steps) and steps[j].op.is_member and steps[j].op.dsname == op.dsname
+                    ):
+                        j += 1
+                    written += self.apply_members(vol, steps[i:j])
+                    i = j
+                    continue
+                try:
+                    written += self.apply_one(vol, steps[i])
+                except EmulatorError as exc:
+                    raise exc.located(vol.path, _op_where(op)) from None
+                i += 1
         return written
 
     def apply_one(self, vol: Volume, step: _Step) -> int:
@@ -1219,12 +1211,7 @@ class _Run:
                         _member_of(s.op.member, s.data or [], s.op.userdata, s.op.ttr_count)
                         for s in steps[i:j]
                     ]
-                    written += _load_members(
-                        edit,
-                        members,
-                        fit=lambda n: self.fit(vol, dsname, n),
-                        slots_for=self.slot_pool.take,
-                    )
+                    written += _load_members(edit, members, fit=lambda n: self.fit(vol, dsname, n))
                     i = j
                     continue
                 if k in ("member.delete", "alias.delete"):
@@ -1293,13 +1280,7 @@ class _Run:
         ]
         aliases = [(mi.name, mi.alias_of, mi.userdata, mi.ttr_count) for mi in images if mi.alias]
         edit = _DirectoryEdit(vol, op.dsname)
-        written = _load_members(
-            edit,
-            members,
-            aliases,
-            fit=lambda n: self.fit(vol, op.dsname, n),
-            slots_for=self.slot_pool.take,
-        )
+        written = _load_members(edit, members, aliases, fit=lambda n: self.fit(vol, op.dsname, n))
         edit.write()
         return written
 
@@ -1556,32 +1537,6 @@ class _Records:
     spans: np.ndarray
 
 
-class _SlotPool:
-    """Track slot arrays for :func:`_load_members`, kept from one volume to the next:
-    what a volume's loads took is staged in its transaction until it commits, then
-    free for the next volume's loads (the smallest free array that holds a request is
-    reused).  First touches of new memory are what an import pays most for (docs/
-    import.md "Throughput"), and the slots are its largest arrays."""
-
-    def __init__(self) -> None:
-        self.free: list[np.ndarray] = []
-        self.taken: list[np.ndarray] = []
-
-    def take(self, rows: int, trksize: int) -> np.ndarray:
-        fits = [i for i, a in enumerate(self.free) if a.shape[0] >= rows and a.shape[1] == trksize]
-        if fits:
-            array = self.free.pop(min(fits, key=lambda i: self.free[i].shape[0]))
-        else:
-            array = scratch((max(rows, 1), trksize))
-        self.taken.append(array)
-        return array
-
-    def release(self) -> None:
-        """Every array taken is free again (its volume committed or rolled back)."""
-        self.free += self.taken
-        self.taken = []
-
-
 class _Inflater:
     """Members payloads for a reader that takes them one after another, in an order
     known beforehand, inflated into the run's two buffers (:attr:`_Run.buffers`)
@@ -1718,7 +1673,6 @@ def _load_members(
     members: Sequence[_Member],
     aliases: Sequence[tuple[str, str, bytes, int]] = (),
     fit: Callable[[int], DatasetInfo] | None = None,
-    slots_for: Callable[[int, int], np.ndarray] | None = None,
 ) -> int:
     """Add or replace ``members`` (and then ``aliases``: name, member, user data, TTR
     count) in one pass, as IEBCOPY loads a PDS: the blocks of every member, each run
@@ -1731,8 +1685,6 @@ def _load_members(
     ``fit(tracks)`` makes the data set that big (it is called with the relative tracks
     the placement needs); when the data set cannot grow because it has 16 extents, the
     PDS is compressed first, as IEBCOPY would, and the placement done again.
-    ``slots_for(rows, trksize)``: memory to build the tracks in (it must stay unchanged
-    until the caller's transaction ends), else new memory.
 
     ``Pds.write_many`` does the same member by member (one ``io.write_blocks`` and one
     DSCB update each); this pass is what makes the import of new member data fast: the
@@ -1821,7 +1773,6 @@ def _load_members(
         slots, lengths, data_at = build_tracks(
             cyl, head, toff, recno, recs.src, recs.key_off, recs.key_len, recs.data_off,
             recs.data_len, vol.image.trksize, prefix,
-            None if slots_for is None else slots_for(len(trks), vol.image.trksize),
         )  # fmt: skip
     except FormatError as exc:
         raise exc.located(vol.path, where) from None

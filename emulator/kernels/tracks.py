@@ -312,7 +312,6 @@ def build_tracks(
     data_len: np.ndarray,
     trksize: int,
     prefix: bytes = b"",
-    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Track images of many records at once, as :func:`emulator.track.build_track`
     builds one: ``(slots, used, data_at)``, ``slots[t, :used[t]]`` being the image of
@@ -321,10 +320,7 @@ def build_tracks(
     with the key and data at the given offsets of ``src`` (uint8; a record with both
     lengths 0 is an EOF record).  ``prefix``: the image of track 0 up to its end marker
     (records kept there, new ones appended after them); else every track starts with
-    HA and R0.  ``out``: memory to build in (C-contiguous uint8, ``trksize`` wide, at
-    least ``len(cyl)`` rows, whatever it holds: every byte is written), else new memory;
-    ``slots`` is then its first ``len(cyl)`` rows.  FormatError when a track's records
-    do not fit ``trksize``."""
+    HA and R0.  FormatError when a track's records do not fit ``trksize``."""
     ntrk = len(cyl)
     limit = len(src)
     if len(row) and (
@@ -339,18 +335,7 @@ def build_tracks(
         raise FormatError("record offsets outside the source, or tracks out of order")
     # Not zeroed here: fill_tracks writes every byte of each row, zeros after the image
     # (as on disk), and writing them once costs half of writing them twice.
-    if out is None:
-        slots = scratch((ntrk, trksize))
-    elif (
-        out.ndim == 2
-        and out.shape[0] >= ntrk
-        and out.shape[1] == trksize
-        and out.flags.c_contiguous
-        and out.dtype == np.uint8
-    ):
-        slots = out[:ntrk]
-    else:
-        raise ValueError(f"out must be C-contiguous uint8 rows: {ntrk} of {trksize} bytes")
+    slots = scratch((ntrk, trksize))
     used = np.zeros(ntrk, dtype=np.int64)
     if prefix:
         if len(prefix) + COUNT_SIZE > trksize or ntrk == 0:
