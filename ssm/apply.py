@@ -591,11 +591,11 @@ class _Run:
         order = [op.payload for op in self.basket.operations if op.payload in self.pds_payloads]
         size = max((self.basket.payload_info(i).raw_len for i in order), default=0)
         self.buffers = [scratch(size), scratch(size)]  # untouched yet
-        heads = {}  # members payload -> the bytes its P2 head takes
+        heads = {}  # members payload -> its P2 head (entries and block headers)
         for i in dict.fromkeys(order):
-            need = ops.members_head_size(self.basket.payload_head(i, ops.MEMBERS_HEAD_SIZE))
-            if need is not None:
-                heads[i] = need
+            head = self.basket.payload_head(i, ops.MEMBERS_HEAD_SIZE, ops.members_head_size)
+            if ops.members_head_size(head) is not None:
+                heads[i] = head
         whole = [i for i in order if i not in heads]
         with _Inflater(self.basket, whole, self.buffers, ahead=False) as inflater:
             for op in self.basket.operations:
@@ -605,7 +605,7 @@ class _Run:
                 length = None  # of the whole payload, when raw is only its head
                 try:
                     if op.payload in heads:
-                        raw = self.basket.payload_head(op.payload, heads[op.payload])
+                        raw = heads[op.payload]
                         length = self.basket.payload_info(op.payload).raw_len
                     elif op.payload in self.pds_payloads:
                         raw = inflater.take(op.payload)

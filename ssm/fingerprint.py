@@ -139,7 +139,7 @@ def _open_volume(path: str):
 class _Source:
     """Track slots of one volume for one worker thread."""
 
-    def __init__(self, path: str, vol=None):
+    def __init__(self, path: str, vol: api.Volume | None = None):
         self.path = path
         #: ``vol``: a volume the caller opened and closes (see ``_Worker.shared``).
         self.owned = vol is None

@@ -228,6 +228,29 @@ def test_forged_basket_refused_with_key(tmp_path):
         fmt.read_basket(path, KEY)
 
 
+@pytest.mark.parametrize("compression", ["zstd", "zlib"])
+def test_payload_head_decodes_a_members_head_in_one_pass(tmp_path, compression):
+    blocks = [Block(0x000101 + i, b"", bytes([i]) * 4000) for i in range(20)]
+    members = [MemberImage("MAIN", False, 0, b"", None, blocks)]
+    payloads = [ops.encode_members(members), members_p1(members)]
+    operations = [
+        Operation(i, "dataset.create", "V", f"A.PDS{i}", after=D2, payload=i,
+                  dcb={"dsorg": "PO", "recfm": "FB", "lrecl": 80, "blksize": 4000, "keylen": 0},
+                  space={"unit": "TRK", "primary": 5, "secondary": 1, "dirblks": 2})
+        for i in range(2)
+    ]  # fmt: skip
+    path = tmp_path / "m.basket"
+    fmt.write_basket(path, {}, operations, payloads, compression=compression)
+    need = ops.members_head_size(payloads[0][: ops.MEMBERS_HEAD_SIZE])
+    with fmt.read_basket(path) as b:
+        assert fmt.CODEC_NAMES[b.frames[0].codec] == compression
+        head = b.payload_head(0, ops.MEMBERS_HEAD_SIZE, ops.members_head_size)
+        assert head == payloads[0][:need] == b.payload_head(0, need)
+        # P1 has no head of its own: the extension says so and the first bytes come back
+        p1 = b.payload_head(1, ops.MEMBERS_HEAD_SIZE, ops.members_head_size)
+        assert p1 == payloads[1][: ops.MEMBERS_HEAD_SIZE]
+
+
 def test_payload_rechecked_and_bounded(tmp_path):
     path = tmp_path / "p.basket"
     payload = b"ABCDEFGH" * 1000

@@ -25,7 +25,7 @@ import stat
 import struct
 import tempfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from hashlib import sha256
@@ -428,26 +428,36 @@ class Basket:
             info.codec, self._stored(i, where), info.raw_len, out, where, self.path
         )
 
-    def payload_head(self, i: int, n: int) -> bytes:
+    def payload_head(
+        self, i: int, n: int, extend: Callable[[bytes], int | None] | None = None
+    ) -> bytes:
         """The first ``n`` bytes of payload ``i`` decoded (at most its raw length), its
         frame digest checked: a zstd frame is decoded only that far.  For a reader that
-        needs a payload's head long before its bytes (basket.md ``members``)."""
+        needs a payload's head long before its bytes (basket.md ``members``).
+        ``extend``: told those ``n`` bytes, says how many the head has in all (None:
+        just those); decoding goes on to there in the same pass."""
         info = self.payload_info(i)
         where = f"payload {i} at offset {info.offset}"
         stored = self._stored(i, where)
         n = min(n, info.raw_len)
         if info.codec != CODEC_ZSTD:
-            return _inflate(info.codec, stored, info.raw_len, where, self.path)[:n]
+            raw = _inflate(info.codec, stored, info.raw_len, where, self.path)
+            more = extend(raw[:n]) if extend is not None else None
+            return raw[: n if more is None else max(n, min(more, info.raw_len))]
         out = bytearray(n)
         try:
             _zstd_frame_says(stored, info.raw_len, where, self.path)
             with zstandard.ZstdDecompressor().stream_reader(stored) as reader:
                 got = _zstd_fill(reader, memoryview(out))
+                more = extend(bytes(out)) if extend is not None and got == n else None
+                if more is not None and more > n:
+                    out.extend(bytes(min(more, info.raw_len) - n))
+                    got += _zstd_fill(reader, memoryview(out)[n:])
         except FormatError:
             raise
         except _DECODE_ERRORS as exc:
             raise FormatError(f"cannot decode: {exc}", self.path, where) from None
-        if got != n:
+        if got != len(out):
             raise FormatError(f"decodes to {got} bytes, not {info.raw_len}", self.path, where)
         return bytes(out)
 
