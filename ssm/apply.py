@@ -622,10 +622,24 @@ class _Run:
 
     def load_order(self, todo: list[_Step]) -> list[int]:
         """The members payloads of ``todo`` in the order :func:`_apply_all` loads them."""
-        by_vol: dict[str, list[int]] = {}
-        for step in todo:
-            if step.op.kind == "dataset.create" and step.op.payload in self.pds_payloads:
-                by_vol.setdefault(step.volser, []).append(step.op.payload)
+        return self._by_volume(
+            (s.op.payload, s.volser) for s in todo if s.op.kind == "dataset.create"
+        )
+
+    def likely_load_order(self) -> list[int]:
+        """:meth:`load_order` before placement, which puts a new data set on the volume
+        of its basket's volser when that has room (:meth:`choose_volume`): the same
+        order unless a volume is short of room."""
+        return self._by_volume(
+            (op.payload, op.volser) for op in self.basket.operations if op.kind == "dataset.create"
+        )
+
+    def _by_volume(self, placed: Iterable[tuple[int | None, str | None]]) -> list[int]:
+        """Members payloads of (payload, volser) pairs in target volume order."""
+        by_vol: dict[str | None, list[int]] = {}
+        for payload, volser in placed:
+            if payload in self.pds_payloads:
+                by_vol.setdefault(volser, []).append(payload)
         return [i for vol in self.system.volumes for i in by_vol.get(vol.volser, [])]
 
     def touched(self) -> set[str]:
@@ -1576,6 +1590,14 @@ class _Inflater:
         self.ahead = self._start(self.position)
         return raw
 
+    def follow(self, order: Sequence[int]) -> _Inflater:
+        """This inflater if nothing was taken yet and ``order`` is its order, else a
+        new one for ``order`` on the same buffers (this one closed)."""
+        if self.position == 0 and list(dict.fromkeys(order)) == self.order:
+            return self
+        self.close()
+        return _Inflater(self.basket, order, self.buffers, ahead=self.pool is not None)
+
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
@@ -2119,15 +2141,18 @@ def _volume_committed(intent: Intent | None, volser: str) -> None:
 
 
 @contextlib.contextmanager
-def _inflating(run: _Run, todo: list[_Step]) -> Iterator[None]:
-    """An :class:`_Inflater` for the members payloads ``todo`` loads, for the length of
-    the block (nested: the one already running).  The import starts it before it writes
-    the backout basket and the intent, so the first payload (whose inflation also pays
-    for the first touches of its buffer) is ready when loading begins."""
+def _inflating(run: _Run, order: list[int]) -> Iterator[None]:
+    """An :class:`_Inflater` for the members payloads in ``order``, for the length of
+    the block.  One already running (the caller's, or one started early on a likely
+    order) is kept when it follows ``order``, else replaced, and left to its owner.
+    The import starts one before it decides the statuses, on the order placement will
+    most likely give, so that the first payload (whose inflation also pays for the
+    first touches of its buffer) inflates on the other core while the plan is made."""
     if run.inflater is not None:
+        run.inflater = run.inflater.follow(order)
         yield
         return
-    run.inflater = _Inflater(run.basket, run.load_order(todo), run.buffers, ahead=True)
+    run.inflater = _Inflater(run.basket, order, run.buffers, ahead=True)
     try:
         yield
     finally:
@@ -2143,7 +2168,7 @@ def _apply_all(run: _Run, todo: list[_Step], intent: Intent | None) -> dict[str,
         by_vol.setdefault(step.volser, []).append(step)
     total = len(by_vol)
     done = 0
-    with _inflating(run, todo):
+    with _inflating(run, run.load_order(todo)):
         for vol in run.system.volumes:
             steps = by_vol.get(vol.volser)
             if not steps:
@@ -2225,7 +2250,10 @@ def _import(
         intent = _find_intent(paths)
         if intent is None and not dry_run:
             _drop_orphan_backouts(paths)
-        with _open(paths, writable=not dry_run, ignore_opened=ignore_opened) as system:
+        with (
+            _open(paths, writable=not dry_run, ignore_opened=ignore_opened) as system,
+            contextlib.ExitStack() as early,
+        ):
             run.system = system
             if intent is not None:
                 _check_targets(intent, system)
@@ -2248,6 +2276,8 @@ def _import(
                     result.recovered = _rollback(intent, system, paths, progress, t0)
                     intent = None
             run.report("plan", 0, 1)
+            if not dry_run:
+                early.enter_context(_inflating(run, run.likely_load_order()))
             refusals = run.classify()
             _fill_plan(result, run)
             if refusals:
@@ -2273,7 +2303,7 @@ def _import(
                 result.volumes = _per_volume(todo)
                 result.seconds = time.perf_counter() - t0
                 return result
-            with _inflating(run, todo):
+            with _inflating(run, run.load_order(todo)):
                 if not finishing:
                     run.report("backout", 0, 1)
                     operations, payloads = run.build_backout()

@@ -281,14 +281,28 @@ def test_backout_restores_the_before_state(world, tmp_path):
     assert state(hot) == world.header["result"]["state"]
 
 
-def empty_targets(world, folder: Path) -> list[Path]:
-    """Empty volumes with production's volsers and geometry."""
+def empty_targets(world, folder: Path, volsers: list[str] | None = None) -> list[Path]:
+    """Empty volumes with production's volsers (or ``volsers``) and geometry."""
     folder.mkdir()
-    for p in world.prod:
+    for i, p in enumerate(world.prod):
         with api.open_volume(p) as vol:
             dev, volser, cyls = vol.device.name, vol.volser, vol.cyls
-        Volume.create(folder / p.name, dev, volser, cyls=cyls).close()
+        Volume.create(folder / p.name, dev, volsers[i] if volsers else volser, cyls=cyls).close()
     return [folder / p.name for p in world.prod]
+
+
+def test_new_pdses_load_whole_onto_volumes_of_other_volsers(world, tmp_path):
+    """The members payloads start inflating before placement, in the order of the
+    basket's volsers; on targets of other volsers placement decides another order,
+    which the loads follow."""
+    full = tmp_path / "full.basket"
+    export(full, images=world.prod, full=True)
+    volsers = [f"HOT{i:03d}" for i in range(len(world.prod))]
+    targets = empty_targets(world, tmp_path / "empty", volsers)
+    result = import_basket(full, targets)
+    assert result.verified and not result.mismatches
+    assert result.volumes and set(result.volumes) <= set(volsers)
+    assert differences(fingerprint(world.prod), fingerprint(targets)) == []
 
 
 def test_a_basket_of_an_older_ssm_with_p1_members_imports(world, tmp_path):
