@@ -58,7 +58,8 @@ member_sets = st.lists(entries(), max_size=120, unique_by=lambda e: e.name)
 
 
 # -- directory blocks -----------------------------------------------------------------
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+# No deadline: the first example may compile the packing kernels (a fresh Numba cache).
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(member_sets, st.integers(0, 3))
 def test_build_then_parse_gives_the_entries_sorted(members, spare):
     nblocks = blocks_needed(members) + spare
@@ -76,7 +77,7 @@ def test_build_then_parse_gives_the_entries_sorted(members, spare):
         assert key == b"\x00" * 8 and data == b"\x00" * 256
 
 
-@settings(max_examples=100)
+@settings(max_examples=100, deadline=None)
 @given(member_sets)
 def test_packing_fills_each_block_before_starting_the_next(members):
     blocks = build_blocks(members, blocks_needed(members))

@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import functools
 import re
-from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
 
 from emulator.errors import FormatError, SpaceError
+from emulator.kernels.directory import fill_entries, pack_entries
 from emulator.layouts import offsets
 from emulator.layouts.pds import (
     C_ALIAS,
@@ -304,45 +307,202 @@ def parse_blocks(blocks: Iterable[tuple[bytes, bytes]], where: str = "") -> list
     )
 
 
-def _sort_key(entry: DirEntry) -> bytes:
-    return entry.name_bytes
+class _Packing(NamedTuple):
+    """Entries packed greedily in name order: ``order`` (entry indexes in name order),
+    ``block`` and ``at`` (directory block and data offset of each, in that order),
+    ``blocks`` (used blocks, the end marker's included) and ``end_at`` (the end
+    marker's offset in the last one)."""
+
+    order: np.ndarray
+    block: np.ndarray
+    at: np.ndarray
+    blocks: int
+    end_at: int
 
 
-def _block_starts(sizes: Iterable[int]) -> Iterator[bool]:
-    """The greedy packing, given the bytes of each entry in name order and then the
-    end marker's: True for an entry that starts a new directory block."""
-    used = 2
-    for size in sizes:
-        new = used + size > DIRBLK_DATALEN
-        if new:
-            used = 2
-        used += size
-        yield new
+def _packing(keys: np.ndarray, sizes: np.ndarray | Sequence[int]) -> _Packing:
+    """The packing of entries with name ``keys`` (:meth:`EntryColumns.keys`) and byte
+    ``sizes``: sorted by name, each block filled while the next entry fits."""
+    order = np.argsort(keys, kind="stable")
+    ordered = np.asarray(sizes, dtype=np.int64)[order]
+    block, at = pack_entries(ordered, DIRBLK_DATALEN, DIRENTRY_SIZE)
+    return _Packing(order, block[:-1], at[:-1], int(block[-1]) + 1, int(at[-1]))
 
 
-def _pack(entries: Sequence[DirEntry]) -> list[list[DirEntry | None]]:
-    """Greedy packing in name order; ``None`` stands for the 12-byte end marker."""
-    items: list[DirEntry | None] = [*sorted(entries, key=_sort_key), None]
-    sizes = (DIRENTRY_SIZE if item is None else item.size for item in items)
-    blocks: list[list[DirEntry | None]] = [[]]
-    for item, new in zip(items, _block_starts(sizes), strict=True):
-        if new:
-            blocks.append([])
-        blocks[-1].append(item)
-    return blocks
+@dataclass(frozen=True)
+class EntryColumns:
+    """Directory entries as columns, what :class:`DirEntry` holds one row each: the
+    form an import of thousands of new members builds a directory from, with no object
+    per entry.  ``names``: (n, 8) uint8, EBCDIC, blank padded; ``ttr``: TT << 8 | R;
+    ``c``: the C byte; ``userdata``: (n, 62) uint8, entry i's user data being the first
+    ``2 * (c[i] & X'1F')`` bytes of row i."""
+
+    names: np.ndarray
+    ttr: np.ndarray
+    c: np.ndarray
+    userdata: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ttr)
+
+    @classmethod
+    def gather(
+        cls,
+        raw: np.ndarray,
+        name_at: np.ndarray,
+        name_len: np.ndarray,
+        ttr: np.ndarray,
+        alias: np.ndarray,
+        ttr_count: np.ndarray,
+        userdata_at: np.ndarray,
+        userdata_len: np.ndarray,
+        where: str = "",
+    ) -> EntryColumns:
+        """Entries whose names (EBCDIC, 1-8 bytes) and user data lie in ``raw`` at the
+        given offsets; the checks of :class:`DirEntry`, as a FormatError naming the
+        first entry that fails one."""
+        name_len = np.asarray(name_len, dtype=np.int64)
+        userdata_len = np.asarray(userdata_len, dtype=np.int64)
+        ttr = np.asarray(ttr, dtype=np.int64)
+        ttr_count = np.asarray(ttr_count, dtype=np.int64)
+        bad_name = (name_len < 1) | (name_len > NAME_LEN)
+        bad = (
+            bad_name
+            | (ttr < 0)
+            | (ttr > 0xFFFFFF)
+            | (ttr_count < 0)
+            | (ttr_count > 3)
+            | (userdata_len % 2 == 1)
+            | (userdata_len > USERDATA_MAX)
+        )
+        if bad.any():
+            i = int(np.argmax(bad))
+            a, n = int(name_at[i]), int(name_len[i])
+            name = bytes(raw[a : a + n]).decode(NAME_CODEPAGE)
+            if bad_name[i]:
+                raise FormatError(f"member name {name!r} is not 1-8 characters", where=where)
+            DirEntry(  # raises the entry's own message
+                name,
+                (int(ttr[i]) >> 8, int(ttr[i]) & 0xFF),
+                ttr_count=int(ttr_count[i]),
+                userdata=bytes(int(userdata_len[i])),
+            )
+        names = _rows(raw, name_at, name_len, NAME_LEN, BLANK)
+        c = (
+            np.where(np.asarray(alias, dtype=bool), C_ALIAS, 0)
+            | (ttr_count << C_TTRN_SHIFT)
+            | (userdata_len // 2)
+        ).astype(np.uint8)
+        return cls(names, ttr, c, _rows(raw, userdata_at, userdata_len, USERDATA_MAX, 0))
+
+    @classmethod
+    def of(cls, entries: Sequence[DirEntry]) -> EntryColumns:
+        """The columns of ``entries`` (checked already, as DirEntry objects)."""
+        n = len(entries)
+        names = np.frombuffer(b"".join([e.name_bytes for e in entries]), dtype=np.uint8)
+        fields = np.array(
+            [((e.ttr[0] << 8) | e.ttr[1], e.c_byte) for e in entries], dtype=np.int64
+        ).reshape(n, 2)
+        userdata = [e.userdata for e in entries]
+        ud_len = np.fromiter(map(len, userdata), dtype=np.int64, count=n)
+        ud = np.frombuffer(b"".join(userdata), dtype=np.uint8)
+        return cls(
+            names.reshape(n, NAME_LEN),
+            fields[:, 0],
+            fields[:, 1].astype(np.uint8),
+            _rows(ud, np.cumsum(ud_len) - ud_len, ud_len, USERDATA_MAX, 0),
+        )
+
+    @classmethod
+    def join(cls, parts: Sequence[EntryColumns]) -> EntryColumns:
+        """The rows of ``parts`` one after another; a name in a later part replaces the
+        same name in an earlier one (as a dict of entries updated in turn)."""
+        cols = cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in cls._FIELDS))
+        keys = cols.keys()[::-1]
+        _, last = np.unique(keys, return_index=True)  # first of the reversed: the last
+        if len(last) == len(keys):
+            return cols
+        return cols.take(np.sort(len(keys) - 1 - last))
+
+    _FIELDS = ("names", "ttr", "c", "userdata")
+
+    def take(self, rows: np.ndarray) -> EntryColumns:
+        return EntryColumns(*(getattr(self, f)[rows] for f in self._FIELDS))
+
+    def keys(self) -> np.ndarray:
+        """The names as big-endian 64-bit integers: their order is the EBCDIC order."""
+        return np.ascontiguousarray(self.names).view(">u8").ravel()
+
+    def sizes(self) -> np.ndarray:
+        """Bytes each entry takes in a directory block."""
+        return DIRENTRY_SIZE + 2 * (self.c.astype(np.int64) & C_USERLEN_MASK)
+
+    def blocks_needed(self) -> int:
+        """Directory blocks the entries (and the end marker) take when packed."""
+        return _packing(self.keys(), self.sizes()).blocks
+
+    def build(self, nblocks: int) -> tuple[list[tuple[bytes, bytes]], int]:
+        """:func:`build_directory` of these entries."""
+        keys = self.keys()
+        pk = _packing(keys, self.sizes())
+        ordered = keys[pk.order]
+        same = np.flatnonzero(ordered[1:] == ordered[:-1])
+        if len(same):
+            dup = self.names[pk.order[same[0]]].tobytes()
+            raise FormatError(f"duplicate directory entry {name_from_bytes(dup)!r}")
+        if pk.blocks > nblocks:
+            raise SpaceError(f"directory full: {nblocks} blocks, need {pk.blocks}")
+        n = len(self)
+        image = np.zeros((nblocks, DIRBLK_DATALEN), dtype=np.uint8)
+        # Each entry's bytes as a row: name || TTR || C || user data (then padding).
+        rows = np.empty((n, DIRENTRY_SIZE + USERDATA_MAX), dtype=np.uint8)
+        rows[:, _NAME_AT : _NAME_AT + NAME_LEN] = self.names
+        ttr = self.ttr.astype(">u4").view(np.uint8).reshape(n, 4)
+        rows[:, _TTR_AT : _TTR_AT + 3] = ttr[:, 1:]
+        rows[:, _C_AT] = self.c
+        rows[:, DIRENTRY_SIZE:] = self.userdata
+        sizes = self.sizes()[pk.order]
+        fill_entries(image, rows, pk.order, sizes, pk.block, pk.at)
+        end = pk.blocks - 1
+        image[end, pk.end_at : pk.end_at + NAME_LEN] = 0xFF
+        used = np.full(pk.blocks, 2, dtype=np.int64)
+        np.add.at(used, pk.block, sizes)
+        used[end] += DIRENTRY_SIZE
+        image[: pk.blocks, 0] = used >> 8
+        image[: pk.blocks, 1] = used & 0xFF
+        last = np.searchsorted(pk.block, np.arange(end), side="right") - 1
+        block_keys = [self.names[pk.order[i]].tobytes() for i in last.tolist()]
+        block_keys += [END_NAME] + [UNUSED_KEY] * (nblocks - pk.blocks)
+        out = [(k, image[b].tobytes()) for b, k in enumerate(block_keys)]
+        return out, int(used[end]) & 0xFF
+
+
+def _rows(
+    raw: np.ndarray, at: np.ndarray, lengths: np.ndarray, width: int, fill: int
+) -> np.ndarray:
+    """(n, ``width``) uint8: row i holds ``raw[at[i] : at[i] + lengths[i]]``, then ``fill``."""
+    n = len(lengths)
+    out = np.full((n, width), fill, dtype=np.uint8)
+    total = int(lengths.sum())
+    if total:
+        row = np.repeat(np.arange(n), lengths)
+        col = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        out[row, col] = raw[np.repeat(np.asarray(at, dtype=np.int64), lengths) + col]
+    return out
 
 
 def blocks_needed(entries: Sequence[DirEntry]) -> int:
     """Directory blocks the entries (and the end marker) take when packed."""
-    return len(_pack(entries))
+    keys = np.frombuffer(b"".join(e.name_bytes for e in entries), dtype=">u8")
+    return _packing(keys, [e.size for e in entries]).blocks
 
 
 def blocks_needed_for(user_data_lengths: Mapping[str, int]) -> int:
     """:func:`blocks_needed` for entries given as name -> user-data length (no entry
     objects: an import sizes directories of thousands of new members)."""
-    names = sorted(user_data_lengths, key=name_to_bytes)
-    sizes = [DIRENTRY_SIZE + user_data_lengths[n] for n in names] + [DIRENTRY_SIZE]
-    return 1 + sum(_block_starts(sizes))
+    keys = np.frombuffer(b"".join(map(name_to_bytes, user_data_lengths)), dtype=">u8")
+    sizes = [DIRENTRY_SIZE + n for n in user_data_lengths.values()]
+    return _packing(keys, sizes).blocks
 
 
 def build_blocks(entries: Sequence[DirEntry], nblocks: int) -> list[tuple[bytes, bytes]]:
@@ -360,28 +520,7 @@ def build_directory(
 ) -> tuple[list[tuple[bytes, bytes]], int]:
     """:func:`build_blocks` and :func:`nobdb` from one packing: ``(blocks, DS1NOBDB)``
     (a directory rewrite needs both; packing sorts every entry)."""
-    counts = Counter(e.name_bytes for e in entries)
-    if len(counts) != len(entries):
-        dup = min(n for n, c in counts.items() if c > 1)
-        raise FormatError(f"duplicate directory entry {name_from_bytes(dup)!r}")
-    packed = _pack(entries)
-    if len(packed) > nblocks:
-        raise SpaceError(f"directory full: {nblocks} blocks, need {len(packed)}")
-    out: list[tuple[bytes, bytes]] = []
-    for items in packed:
-        body = b"".join(END_NAME + b"\x00" * 4 if item is None else item.pack() for item in items)
-        last = items[-1]
-        key = END_NAME if last is None else last.name_bytes
-        count = (2 + len(body)).to_bytes(2, "big")
-        out.append((key, (count + body).ljust(DIRBLK_DATALEN, b"\x00")))
-    out.extend((UNUSED_KEY, b"\x00" * DIRBLK_DATALEN) for _ in range(nblocks - len(packed)))
-    return out, _end_block_count(packed[-1])
-
-
-def _end_block_count(items: list[DirEntry | None]) -> int:
-    """DS1NOBDB from the packed end block (see :func:`nobdb`)."""
-    used = 2 + sum(DIRENTRY_SIZE if item is None else item.size for item in items)
-    return used & 0xFF
+    return EntryColumns.of(entries).build(nblocks)
 
 
 def nobdb(entries: Sequence[DirEntry], nblocks: int) -> int:
@@ -392,10 +531,11 @@ def nobdb(entries: Sequence[DirEntry], nblocks: int) -> int:
     value is kept modulo 256 as dasdload's byte assignment would (unconfirmed: no such
     directory has been seen).
     """
-    packed = _pack(entries)
-    if len(packed) > nblocks:
-        raise SpaceError(f"directory full: {nblocks} blocks, need {len(packed)}")
-    return _end_block_count(packed[-1])
+    keys = np.frombuffer(b"".join(e.name_bytes for e in entries), dtype=">u8")
+    pk = _packing(keys, [e.size for e in entries])
+    if pk.blocks > nblocks:
+        raise SpaceError(f"directory full: {nblocks} blocks, need {pk.blocks}")
+    return (pk.end_at + DIRENTRY_SIZE) & 0xFF
 
 
 def check(blocks: Sequence[tuple[bytes, bytes]], where: str = "") -> list[str]:
@@ -446,6 +586,7 @@ def check(blocks: Sequence[tuple[bytes, bytes]], where: str = "") -> list[str]:
 
 __all__ = [
     "DirEntry",
+    "EntryColumns",
     "parse_blocks",
     "build_blocks",
     "build_directory",
