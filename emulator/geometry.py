@@ -83,18 +83,12 @@ class Device:
 
         kl = np.asarray(keylens, dtype=np.int64)
         dl = np.asarray(datalens, dtype=np.int64)
-        codes, inverse = np.unique((kl << 32) | dl, return_inverse=True)  # few distinct sizes
-        space = np.array(
-            [self.record_space(int(c >> 32), int(c & 0xFFFFFFFF)) for c in codes], dtype=np.int64
-        ).reshape(-1, 2)
-        too_big = np.flatnonzero(space[:, 0] > self.track_len)
+        b1, b2 = (np.asarray(b, dtype=np.int64) for b in _space(self.formula, self.f, kl, dl))
+        too_big = np.flatnonzero(b1 > self.track_len)
         if len(too_big):
-            code = int(codes[too_big[0]])
-            raise FormatError(
-                f"a block of KL {code >> 32} DL {code & 0xFFFFFFFF} fits no {self.name} track"
-            )
-        inverse = inverse.reshape(-1)
-        return place_records(space[inverse, 0], space[inverse, 1], self.track_len, max_rec, used, r)
+            i = int(too_big[0])
+            raise FormatError(f"a block of KL {kl[i]} DL {dl[i]} fits no {self.name} track")
+        return place_records(b1, b2, self.track_len, max_rec, used, r)
 
     def records_per_track(self, keylen: int, datalen: int) -> int:
         b1, b2 = _record_space(self.formula, self.f, keylen, datalen)
@@ -115,26 +109,34 @@ def _round_up(value: int, multiple: int) -> int:
 
 @lru_cache(maxsize=4096)
 def _record_space(formula: int, f: tuple[int, ...], keylen: int, datalen: int) -> tuple[int, int]:
+    return _space(formula, f, keylen, datalen)
+
+
+def _space(formula: int, f: tuple[int, ...], keylen, datalen):
+    """(b1, b2) of :meth:`Device.record_space`, for ints or, element by element,
+    for arrays of key and data lengths (no branch on a length: ``(keylen != 0)``
+    counts the key's overhead only when there is a key)."""
+    keyed = keylen != 0
     if formula == -2:  # 2311, 2314
         c, x, d1, d2 = f[0], f[1], f[2], f[3]
-        b1 = keylen + datalen + (c if keylen else 0)
-        b2 = (keylen + datalen) * d1 // d2 + (c if keylen else 0) + x
+        b1 = keylen + datalen + c * keyed
+        b2 = (keylen + datalen) * d1 // d2 + c * keyed + x
         return b1, b2
     if formula == -1:  # 2305, 3330, 3340, 3350
         c, x = f[0], f[1]
-        b = keylen + datalen + (c if keylen else 0) + x
+        b = keylen + datalen + c * keyed + x
         return b, b
     if formula == 1:  # 3375, 3380
         f1, f2, f3 = f[0], f[1], f[2]
         fl1 = _round_up(datalen + f2, f1)
-        fl2 = _round_up(keylen + f3, f1) if keylen else 0
+        fl2 = _round_up(keylen + f3, f1) * keyed
         return fl1 + fl2, fl1 + fl2
     # formula 2: 3390, 9345
     f1, f2, f3, f4, f5, f6 = f
     int1 = (datalen + f6 + f5 * 2 - 1) // (f5 * 2)
     int2 = (keylen + f6 + f5 * 2 - 1) // (f5 * 2)
     fl1 = f1 * f2 + _round_up(datalen + f6 + f4 * int1, f1)
-    fl2 = (f1 * f3 + _round_up(keylen + f6 + f4 * int2, f1)) if keylen else 0
+    fl2 = (f1 * f3 + _round_up(keylen + f6 + f4 * int2, f1)) * keyed
     return fl1 + fl2, fl1 + fl2
 
 

@@ -65,7 +65,14 @@ from emulator.errors import (
 )
 from emulator.memory import scratch
 from emulator.pds import DirEntry, Pds
-from emulator.pds.directory import blocks_needed, blocks_needed_for, validate_name
+from emulator.pds.directory import (
+    NAME_LEN,
+    EntryColumns,
+    blocks_needed,
+    blocks_needed_for,
+    name_to_bytes,
+    validate_name,
+)
 from emulator.pds.pds import Directory, resolve_aliases
 from emulator.volume import DatasetInfo, Volume
 from ssm import model as m
@@ -464,10 +471,49 @@ class _DirectoryEdit:
     def read(self, directory: Directory | None = None) -> None:
         """Take ``directory`` (read earlier, still current) or read it."""
         self.directory = directory if directory is not None else self.pds.directory()
-        self.entries: dict[str, DirEntry] = {e.name: e for e in self.directory.entries}
+        self._entries: dict[str, DirEntry] = {e.name: e for e in self.directory.entries}
+        #: Entries added as columns (:meth:`add`), below those of ``_entries``.
+        self.bulk: EntryColumns | None = None
+
+    @property
+    def entries(self) -> dict[str, DirEntry]:
+        """Every entry by name (entries added as columns become objects here)."""
+        if self.bulk is not None:
+            bulk, self.bulk = self.bulk, None
+            later = self._entries
+            self._entries = {e.name: e for e in map(bulk.entry, range(len(bulk)))}
+            self._entries.update(later)
+        return self._entries
+
+    def columns(self) -> EntryColumns:
+        """Every entry as columns."""
+        cols = EntryColumns.of(list(self._entries.values()))
+        return cols if self.bulk is None else EntryColumns.join([self.bulk, cols])
+
+    def add(self, entries: EntryColumns) -> None:
+        """Add or replace ``entries`` (thousands of new members: kept as columns)."""
+        if self.bulk is not None:
+            self.entries  # noqa: B018  (the earlier ones become objects)
+        if self._entries:
+            added = set(entries.keys().tolist())
+            for name in [
+                n for n in self._entries if int.from_bytes(name_to_bytes(n), "big") in added
+            ]:
+                del self._entries[name]
+        self.bulk = EntryColumns.join([entries])
+
+    def _find(self, name: str) -> DirEntry | None:
+        entry = self._entries.get(name)
+        if entry is None and self.bulk is not None:
+            row = self.bulk.find(name)
+            entry = None if row is None else self.bulk.entry(row)
+        return entry
 
     def write(self) -> None:
-        self.pds.write_directory(list(self.entries.values()), self.directory)
+        if self.bulk is None:
+            self.pds.write_directory(list(self._entries.values()), self.directory)
+        else:
+            self.pds.write_directory(self.columns(), self.directory)
 
     def get(self, name: str) -> DirEntry:
         entry = self.entries.get(name)
@@ -505,12 +551,12 @@ class _DirectoryEdit:
 
     def put_alias(self, name: str, target: str, userdata: bytes, ttr_count: int) -> None:
         """Add or re-point an alias: its member's current TTR and counted TTRs."""
-        main = self.entries.get(target)
+        main = self._find(target)
         if main is None:
             raise NotFoundError(
                 f"alias {name}: member {target} does not exist", self.vol.path, self.where
             )
-        self.entries[name] = DirEntry(
+        self._entries[name] = DirEntry(
             name,
             main.ttr,
             alias=True,
@@ -616,8 +662,10 @@ class _Run:
                     decoded = ops.decode_payload(op.kind, raw, where, length)
                 except FormatError as exc:
                     raise exc.located(self.basket.path) from None
-                if decoded and isinstance(decoded[0], ops.MemberImage):
-                    _detach(decoded, _PayloadBytes(self, op.payload))
+                if isinstance(decoded, ops.MemberList):
+                    decoded.retable(
+                        decoded.table._replace(payload=None, raw=_PayloadBytes(self, op.payload))
+                    )
                 self.payloads[op.payload] = decoded
 
     def load_order(self, todo: list[_Step]) -> list[int]:
@@ -833,9 +881,14 @@ class _Run:
         device = vol.device
         if _is_pds(dcb):
             members = step.data or []
-            needed = blocks_needed_for({mi.name: len(mi.userdata) for mi in members})
+            if isinstance(members, ops.MemberList):
+                needed = EntryColumns.join([members.entries]).blocks_needed()
+                recs = _Members.of_list(members).records(with_bytes=False)
+            else:
+                needed = blocks_needed_for({mi.name: len(mi.userdata) for mi in members})
+                runs = [ops.run_of(mi.blocks) for mi in members if not mi.alias]
+                recs = _records_of(runs, False)
             dirblks = max(int(space.get("dirblks") or 0), needed, 1)
-            recs = _records_of([ops.run_of(mi.blocks) for mi in members if not mi.alias], False)
             tracks = _tracks_for(device, _with_directory(dirblks, recs))
             step.dirblks = dirblks
         else:
@@ -1221,10 +1274,13 @@ class _Run:
                     j = i + 1
                     while j < len(steps) and steps[j].op.kind == "member.put":
                         j += 1
-                    members = [
-                        _member_of(s.op.member, s.data or [], s.op.userdata, s.op.ttr_count)
-                        for s in steps[i:j]
-                    ]
+                    puts = [s.op for s in steps[i:j]]
+                    members = _Members.of(
+                        [op.member for op in puts],
+                        [s.data or [] for s in steps[i:j]],
+                        [op.userdata for op in puts],
+                        [op.ttr_count for op in puts],
+                    )
                     written += _load_members(edit, members, fit=lambda n: self.fit(vol, dsname, n))
                     i = j
                     continue
@@ -1286,13 +1342,21 @@ class _Run:
         if not po:
             io.write_blocks(vol, vol.dataset(op.dsname), step.blocks or [])
             return sum(len(d) for _, d in step.blocks or [])
-        images: list[ops.MemberImage] = step.data or []
-        members = [
-            _member_of(mi.name, mi.blocks, mi.userdata, mi.ttr_count)
-            for mi in images
-            if not mi.alias
-        ]
-        aliases = [(mi.name, mi.alias_of, mi.userdata, mi.ttr_count) for mi in images if mi.alias]
+        images: Sequence[ops.MemberImage] = step.data or []
+        if isinstance(images, ops.MemberList):
+            members = _Members.of_list(images)
+            aliases = images.aliases()
+        else:
+            main = [mi for mi in images if not mi.alias]
+            members = _Members.of(
+                [mi.name for mi in main],
+                [mi.blocks for mi in main],
+                [mi.userdata for mi in main],
+                [mi.ttr_count for mi in main],
+            )
+            aliases = [
+                (mi.name, mi.alias_of, mi.userdata, mi.ttr_count) for mi in images if mi.alias
+            ]
         edit = _DirectoryEdit(vol, op.dsname)
         written = _load_members(edit, members, aliases, fit=lambda n: self.fit(vol, op.dsname, n))
         edit.write()
@@ -1506,33 +1570,72 @@ class _Run:
 
 
 @dataclass
-class _Member:
-    """A member to load: its blocks (a BlockRun: columns over a payload), user data as
-    on the source, and whether the blocks' source TTRs relocate the user data and the
-    note list (they are known and distinct)."""
+class _Members:
+    """Members to load (:func:`_load_members`), as columns: their directory entries
+    (TTRs zero until placed) and their blocks, member i's being rows ``lo[i] ..
+    lo[i] + count[i] - 1`` of ``tables`` put end to end, counted from 1 (as
+    :func:`_records_from` takes them)."""
 
-    name: str
-    blocks: ops.BlockRun
-    userdata: bytes
-    ttr_count: int
-    relocate: bool
+    entries: EntryColumns
+    tables: list[ops.BlockTable]
+    lo: np.ndarray
+    count: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        names: Sequence[str],
+        blocks: Sequence[Sequence[ops.Block]],
+        userdata: Sequence[bytes | None],
+        ttr_counts: Sequence[int],
+    ) -> _Members:
+        """Members given one by one (user data None: none, and no user TTRs)."""
+        runs = [ops.run_of(b) for b in blocks]
+        tables, lo = _table_rows(runs)
+        uds = [bytes(u or b"") for u in userdata]
+        raw = np.frombuffer(b"".join(map(name_to_bytes, names)) + b"".join(uds), np.uint8)
+        n = len(names)
+        ud_len = np.fromiter(map(len, uds), dtype=np.int64, count=n)
+        entries = EntryColumns.gather(
+            raw,
+            np.arange(n) * NAME_LEN,
+            np.full(n, NAME_LEN),
+            np.zeros(n, np.int64),
+            np.zeros(n, bool),
+            [c if u is not None else 0 for c, u in zip(ttr_counts, userdata, strict=True)],
+            n * NAME_LEN + np.cumsum(ud_len) - ud_len,
+            ud_len,
+        )
+        count = np.fromiter(map(len, runs), dtype=np.int64, count=n)
+        return cls(entries, tables, lo, count)
+
+    @classmethod
+    def of_list(cls, members: ops.MemberList) -> _Members:
+        """The main members of a decoded members payload (aliases left out)."""
+        main = np.flatnonzero(~members.alias)
+        return cls(members.entries.take(main), [members.table], 1 + members.lo[main],
+                   members.count[main])  # fmt: skip
+
+    def records(self, with_bytes: bool = True) -> _Records:
+        return _records_from(self.tables, self.lo, self.count, with_bytes)
 
 
-def _member_of(
-    name: str, blocks: Sequence[ops.Block], userdata: bytes | None, count: int
-) -> _Member:
-    run = ops.run_of(blocks)
-    ttrs = run.table.ttr[run.lo : run.hi]
-    relocate = bool(
-        count
-        and userdata is not None
-        and len(ttrs)
-        and ttrs.all()
-        and len(np.unique(ttrs)) == len(ttrs)
-    )
-    return _Member(
-        name, run, bytes(userdata or b""), count if userdata is not None else 0, relocate
-    )
+def _relocatable(entries: EntryColumns, recs: _Records) -> np.ndarray:
+    """Which members' source TTRs relocate their user data and note list: those that
+    count user TTRs and whose blocks' TTRs are known (non-zero) and distinct."""
+    first, end = recs.spans[:, 0], recs.spans[:, 1]
+    count = end - first
+    member = np.repeat(np.arange(len(first)), count)
+    rows = np.arange(int(count.sum())) + np.repeat(first - (np.cumsum(count) - count), count)
+    ttr = recs.ttr[rows]
+    order = np.lexsort((ttr, member))
+    m, t = member[order], ttr[order]
+    repeated = np.zeros(len(first), dtype=bool)
+    repeated[m[1:][(m[1:] == m[:-1]) & (t[1:] == t[:-1])]] = True
+    unknown = np.zeros(len(first), dtype=bool)
+    unknown[member[ttr == 0]] = True
+    counted = entries.ttr_counts() > 0
+    return counted & (count > 0) & ~repeated & ~unknown
 
 
 @dataclass
@@ -1628,22 +1731,9 @@ class _PayloadBytes:
         return self.run.inflater.take(self.index)
 
 
-def _detach(members: Sequence[ops.MemberImage], raw: _PayloadBytes) -> None:
-    """Point the members' block runs at a table without the payload's bytes (the
-    runs of one payload share its one table)."""
-    light: dict[int, ops.BlockTable] = {}
-    for run in [mi.blocks for mi in members if isinstance(mi.blocks, ops.BlockRun)]:
-        table = run.table
-        swap = light.get(id(table))
-        if swap is None:
-            swap = light[id(table)] = table._replace(payload=None, raw=raw)
-        run.table = swap
-
-
-def _records_of(runs: Sequence[ops.BlockRun], with_bytes: bool = True) -> _Records:
-    """The records of ``runs`` (each followed by its EOF record) as one :class:`_Records`:
-    the tables they come from (one payload each) are put end to end.  ``with_bytes``
-    False: the columns only (``src`` empty), for planning."""
+def _table_rows(runs: Sequence[ops.BlockRun]) -> tuple[list[ops.BlockTable], np.ndarray]:
+    """The tables ``runs`` come from (one per payload) and where each run starts in
+    them put end to end, counted from 1 (:func:`_records_from`)."""
     tables: dict[int, ops.BlockTable] = {}
     for run in runs:
         tables.setdefault(id(run.table), run.table)
@@ -1651,6 +1741,24 @@ def _records_of(runs: Sequence[ops.BlockRun], with_bytes: bool = True) -> _Recor
     first_row = dict(
         zip(tables, np.cumsum([0] + [len(t.ttr) for t in tabs]).tolist(), strict=False)
     )
+    lo = np.array([1 + first_row[id(run.table)] + run.lo for run in runs], dtype=np.int64)
+    return tabs, lo
+
+
+def _records_of(runs: Sequence[ops.BlockRun], with_bytes: bool = True) -> _Records:
+    """The records of ``runs`` (each followed by its EOF record) as one :class:`_Records`:
+    the tables they come from (one payload each) are put end to end.  ``with_bytes``
+    False: the columns only (``src`` empty), for planning."""
+    tabs, lo = _table_rows(runs)
+    count = np.array([len(run) for run in runs], dtype=np.int64)
+    return _records_from(tabs, lo, count, with_bytes)
+
+
+def _records_from(
+    tabs: Sequence[ops.BlockTable], lo: np.ndarray, count: np.ndarray, with_bytes: bool = True
+) -> _Records:
+    """:func:`_records_of` of runs given as rows ``lo[i] .. lo[i] + count[i] - 1`` of
+    ``tabs`` put end to end, counted from 1."""
     byte_base = np.cumsum([0] + [len(t.raw) for t in tabs])[:-1]
     columns = {
         name: np.concatenate([np.zeros(1, dtype=np.int64)] + [getattr(t, name) for t in tabs])
@@ -1673,8 +1781,6 @@ def _records_of(runs: Sequence[ops.BlockRun], with_bytes: bool = True) -> _Recor
         else:  # each copied out before the next load reuses the buffer
             src = np.concatenate([np.array(raw(t)) for t in tabs] or [np.zeros(0, np.uint8)])
     # Row 0 of every column is a zero row (the EOF records); table rows follow from 1.
-    lo = np.array([1 + first_row[id(run.table)] + run.lo for run in runs], dtype=np.int64)
-    count = np.array([len(run) for run in runs], dtype=np.int64)
     first = np.cumsum(count + 1) - (count + 1)  # where each run starts in the sequence
     total = int((count + 1).sum())
     row = np.repeat(lo - first, count + 1) + np.arange(total)
@@ -1692,7 +1798,7 @@ def _records_of(runs: Sequence[ops.BlockRun], with_bytes: bool = True) -> _Recor
 
 def _load_members(
     edit: _DirectoryEdit,
-    members: Sequence[_Member],
+    members: _Members,
     aliases: Sequence[tuple[str, str, bytes, int]] = (),
     fit: Callable[[int], DatasetInfo] | None = None,
 ) -> int:
@@ -1721,13 +1827,13 @@ def _load_members(
 
     vol, pds, where = edit.vol, edit.pds, edit.where
     device = vol.device
-    recs = _records_of([mb.blocks for mb in members])
+    recs = members.records()
+    added = EntryColumns.of(
+        [DirEntry(name, (0, 0), True, count, userdata) for name, _t, userdata, count in aliases]
+    )
     for attempt in (0, 1):
         info = pds.info
-        sizes = {name: len(e.userdata) for name, e in edit.entries.items()}
-        sizes.update((mb.name, len(mb.userdata)) for mb in members)
-        sizes.update((name, len(userdata)) for name, _target, userdata, _count in aliases)
-        needed = blocks_needed_for(sizes)
+        needed = EntryColumns.join([edit.columns(), members.entries, added]).blocks_needed()
         if needed > edit.directory.blocks:
             raise SpaceError(
                 f"directory full: {edit.directory.blocks} blocks, need {needed}", vol.path, where
@@ -1765,29 +1871,29 @@ def _load_members(
 
     # Pass 2: relocate user data and note lists (load modules), then build the tracks.
     new_tt = tt + toff
-    new_entries: dict[str, DirEntry] = {}
+    first = recs.spans[:, 0]
+    placed = members.entries
+    placed = EntryColumns(placed.names, (new_tt[first] << 8) | recno[first], placed.c,
+                          placed.userdata.copy())  # fmt: skip
     patches: list[tuple[int, bytes]] = []  # (record position, patched note list data)
-    for mb, (s, e) in zip(members, recs.spans.tolist(), strict=True):
-        userdata = mb.userdata
-        if mb.relocate:
-            entry = DirEntry(mb.name, (0, 0), ttr_count=mb.ttr_count, userdata=mb.userdata)
-            ttrs = list(zip(new_tt[s:e].tolist(), recno[s:e].tolist(), strict=True))
-            old = [(t >> 8, t & 0xFF) for t in recs.ttr[s:e].tolist()]
-            mapping = dict(zip(old, ttrs, strict=True))
-            userdata = relocate_userdata(entry, mapping)
-            ref = note_list_ref(replace(entry, userdata=userdata))
-            if ref is not None and ref[0] in ttrs:
-                pos = s + ttrs.index(ref[0])
-                start = int(recs.data_off[pos])
-                patched = bytearray(recs.src[start : start + int(recs.data_len[pos])].tobytes())
-                for j in range(min(ref[1], len(patched) // 4)):
-                    was = ttr_from(bytes(patched[4 * j : 4 * j + 3]))
-                    if was in mapping:
-                        patched[4 * j : 4 * j + 3] = ttr_bytes(mapping[was])
-                patches.append((pos, bytes(patched)))
-        new_entries[mb.name] = DirEntry(
-            mb.name, (int(new_tt[s]), int(recno[s])), ttr_count=mb.ttr_count, userdata=userdata
-        )
+    for i in np.flatnonzero(_relocatable(placed, recs)).tolist():
+        s, e = recs.spans[i].tolist()
+        entry = placed.entry(i)
+        ttrs = list(zip(new_tt[s:e].tolist(), recno[s:e].tolist(), strict=True))
+        old = [(t >> 8, t & 0xFF) for t in recs.ttr[s:e].tolist()]
+        mapping = dict(zip(old, ttrs, strict=True))
+        userdata = relocate_userdata(entry, mapping)
+        placed.userdata[i, : len(userdata)] = np.frombuffer(userdata, dtype=np.uint8)
+        ref = note_list_ref(replace(entry, userdata=userdata))
+        if ref is not None and ref[0] in ttrs:
+            pos = s + ttrs.index(ref[0])
+            start = int(recs.data_off[pos])
+            patched = bytearray(recs.src[start : start + int(recs.data_len[pos])].tobytes())
+            for j in range(min(ref[1], len(patched) // 4)):
+                was = ttr_from(bytes(patched[4 * j : 4 * j + 3]))
+                if was in mapping:
+                    patched[4 * j : 4 * j + 3] = ttr_bytes(mapping[was])
+            patches.append((pos, bytes(patched)))
     trks = [vol.trk_of(info, rel) for rel in range(tt, last_tt + 1)]
     cyl, head = np.divmod(np.array(trks, dtype=np.int64), vol.heads)
     prefix = build_track(int(cyl[0]), int(head[0]), kept)[: -len(EOT_MARKER)]
@@ -1803,11 +1909,11 @@ def _load_members(
         slots[int(toff[pos]), at : at + len(patched)] = np.frombuffer(patched, dtype=np.uint8)
     with vol.transaction():
         vol.write_slots(trks, slots, lengths.tolist())
-        if members:
+        if len(members.count):
             vol.update(
                 pds.dsname, lstar=(last_tt, int(recno[-1])), trbal=device.track_balance(last_used)
             )
-    edit.entries.update(new_entries)
+    edit.add(placed)
     for name, target, userdata, count in aliases:
         edit.put_alias(name, target, userdata, count)
     return int(recs.data_len.sum())
@@ -1821,19 +1927,16 @@ def _rebuild_pds(vol: Volume, dsname: str, dirblks: int) -> None:
     pds = Pds(vol, dsname)
     info = pds.info
     entries = pds.directory().entries
-    members = [
-        _member_of(
-            e.name,
-            [ops.Block(b.tt << 8 | b.r, b.key, b.data) for b in pds.blocks_of(e)],
-            e.userdata,
-            e.ttr_count,
-        )
-        for e in entries
-        if not e.alias
-    ]
+    main = [e for e in entries if not e.alias]
+    members = _Members.of(
+        [e.name for e in main],
+        [[ops.Block(b.tt << 8 | b.r, b.key, b.data) for b in pds.blocks_of(e)] for e in main],
+        [e.userdata for e in main],
+        [e.ttr_count for e in main],
+    )
     aliases = [(e.name, e.alias_of, e.userdata, e.ttr_count) for e in entries if e.alias]
     unit, primary, secondary = info.space
-    recs = _records_of([mb.blocks for mb in members])
+    recs = members.records()
     tracks = _tracks_for(vol.device, _with_directory(dirblks, recs))
     temp = next(
         name

@@ -5,6 +5,7 @@ payload encodings that never raise anything but FormatError on bad input."""
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 
 import blake3
 import numpy as np
@@ -423,6 +424,28 @@ def test_members_payload_head_alone_and_the_older_form(blocks, more):
     assert ops.decode_members(members_p1(members)) == members
     with pytest.raises(FormatError, match="decoded whole"):
         ops.decode_members(members_p1(members)[:20], size=len(members_p1(members)))
+
+
+def test_members_payload_columns_and_entries_a_directory_refuses():
+    """The import loads from the columns (``MemberList.entries``, ``aliases()``): they
+    agree with the entries; an entry no directory can hold is refused at decoding."""
+    blocks = [Block(0x000101, b"", b"x" * 80)]
+    members = [
+        MemberImage("MAIN", False, 1, b"\x00\x00\x05\x01", None, blocks),
+        MemberImage("ALIAS", True, 1, b"\x00\x00\x05\x01", "MAIN"),
+        MemberImage("NEXT", False, 0, b"\x01\x02", None, blocks),
+    ]
+    decoded = ops.decode_members(ops.encode_members(members))
+    cols = decoded.entries
+    assert [cols.entry(i).name for i in range(len(cols))] == ["MAIN", "ALIAS", "NEXT"]
+    assert [cols.entry(i).userdata for i in range(len(cols))] == [m.userdata for m in members]
+    assert decoded.aliases() == [("ALIAS", "MAIN", b"\x00\x00\x05\x01", 1)]
+    for bad, message in (
+        (replace(members[2], name="TOOLONGNAME"), "not 1-8 characters"),
+        (replace(members[2], userdata=b"\x01"), "must be even"),
+    ):
+        with pytest.raises(FormatError, match=message):
+            ops.decode_members(ops.encode_members([*members[:2], bad]))
 
 
 @settings(max_examples=300, deadline=None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,7 @@ from emulator.errors import FormatError, SpaceError
 from emulator.image import open_image
 from emulator.pds.directory import (
     DirEntry,
+    EntryColumns,
     blocks_needed,
     build_blocks,
     check,
@@ -93,6 +95,43 @@ def test_packing_fills_each_block_before_starting_the_next(members):
         assert consumed == used
         # The next entry did not fit, so it started a new block.
         assert used + sizes[pos] > 256
+
+
+@settings(max_examples=100, deadline=None)
+@given(member_sets, member_sets)
+def test_entry_columns_hold_the_entries_and_later_names_win(first, second):
+    """What an import builds a directory from (EntryColumns, no object per entry):
+    the same blocks as the entries themselves; joined, a later name replaces an earlier."""
+    cols = EntryColumns.of(first)
+    assert [cols.entry(i) for i in range(len(cols))] == first
+    nblocks = blocks_needed(first) + 1
+    assert cols.build(nblocks) == (build_blocks(first, nblocks), nobdb(first, nblocks))
+    merged = {e.name: e for e in first} | {e.name: e for e in second}
+    joined = EntryColumns.join([cols, EntryColumns.of(second)])
+    assert sorted(map(joined.entry, range(len(joined))), key=lambda e: e.name) == sorted(
+        merged.values(), key=lambda e: e.name
+    )
+    assert joined.blocks_needed() == blocks_needed(list(merged.values()))
+    for e in second:
+        assert joined.entry(joined.find(e.name)) == e
+
+
+@pytest.mark.parametrize(
+    ("name", "ttr_count", "userdata", "message"),
+    [
+        (b"", 0, b"", "not 1-8 characters"),
+        (b"\xc1" * 9, 0, b"", "not 1-8 characters"),
+        (b"\xc1", 4, b"", "user TTRs"),
+        (b"\xc1", 0, b"\x00" * 3, "must be even"),
+        (b"\xc1", 0, b"\x00" * 64, "at most 62"),
+    ],
+)
+def test_entry_columns_refuse_what_a_dir_entry_refuses(name, ttr_count, userdata, message):
+    raw = np.frombuffer(name + userdata, dtype=np.uint8)
+    with pytest.raises(FormatError, match=message):
+        EntryColumns.gather(
+            raw, [0], [len(name)], [0], [False], [ttr_count], [len(name)], [len(userdata)]
+        )
 
 
 def test_empty_directory_is_x000e():

@@ -429,9 +429,30 @@ class EntryColumns:
     def take(self, rows: np.ndarray) -> EntryColumns:
         return EntryColumns(*(getattr(self, f)[rows] for f in self._FIELDS))
 
+    def entry(self, i: int) -> DirEntry:
+        """Row ``i`` as a :class:`DirEntry`."""
+        c, ttr = int(self.c[i]), int(self.ttr[i])
+        return DirEntry(
+            name_from_bytes(self.names[i].tobytes()),
+            (ttr >> 8, ttr & 0xFF),
+            alias=bool(c & C_ALIAS),
+            ttr_count=(c & C_TTRN_MASK) >> C_TTRN_SHIFT,
+            userdata=self.userdata[i, : 2 * (c & C_USERLEN_MASK)].tobytes(),
+        )
+
+    def find(self, name: str) -> int | None:
+        """The row of the entry named ``name``, or None."""
+        key = int.from_bytes(name_to_bytes(name), "big")
+        rows = np.flatnonzero(self.keys() == key)
+        return int(rows[-1]) if len(rows) else None
+
     def keys(self) -> np.ndarray:
         """The names as big-endian 64-bit integers: their order is the EBCDIC order."""
         return np.ascontiguousarray(self.names).view(">u8").ravel()
+
+    def ttr_counts(self) -> np.ndarray:
+        """TTRs counted in each entry's user data (C bits 1-2)."""
+        return (self.c.astype(np.int64) & C_TTRN_MASK) >> C_TTRN_SHIFT
 
     def sizes(self) -> np.ndarray:
         """Bytes each entry takes in a directory block."""

@@ -31,6 +31,7 @@ from emulator.pds.directory import (
     LM_SCATTER_SIZE,
     NAME_LEN,
     DirEntry,
+    EntryColumns,
     blocks_needed,
     build_directory,
     load_module_alias_name,
@@ -240,9 +241,11 @@ class Pds:
         self._put_directory(info, ttrs, *self._build_directory(entries, ttrs))
 
     def _build_directory(
-        self, entries: Sequence[DirEntry], ttrs: list[Ttr]
+        self, entries: Sequence[DirEntry] | EntryColumns, ttrs: list[Ttr]
     ) -> tuple[list[tuple[bytes, bytes]], int]:
         try:
+            if isinstance(entries, EntryColumns):
+                return entries.build(len(ttrs))
             return build_directory(entries, len(ttrs))
         except EmulatorError as exc:
             raise exc.located(self._path, self._where()) from None
@@ -269,7 +272,7 @@ class Pds:
         return Directory(resolve_aliases(entries), ttrs, eof)
 
     def write_directory(
-        self, entries: Sequence[DirEntry], directory: Directory | None = None
+        self, entries: Sequence[DirEntry] | EntryColumns, directory: Directory | None = None
     ) -> None:
         """Replace the directory with ``entries`` (any order: they are sorted and
         packed as :func:`build_blocks` does) and set DS1NOBDB, in one transaction;

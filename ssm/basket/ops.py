@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from typing import NamedTuple
 
@@ -25,6 +25,7 @@ import numpy as np
 
 from emulator.dataset import records as rf
 from emulator.errors import FormatError
+from emulator.pds.directory import EntryColumns
 from ssm.basket.blocks import (
     BLOCK_HEADER,
     SCAN_EXTRA,
@@ -610,7 +611,7 @@ def decode_blocks(payload: bytes, where: str = "blocks payload") -> list[Block]:
 
 def decode_members(
     payload: bytes | np.ndarray, where: str = "members payload", size: int | None = None
-) -> list[MemberImage]:
+) -> MemberList:
     """The entries of a members payload (``P1`` or ``P2``); ``payload`` may be a uint8
     array (a buffer the caller reuses): names and user data are copied out, the blocks'
     table refers to it.  ``size``: the length of the whole payload when ``payload`` is
@@ -651,24 +652,91 @@ def decode_members(
         code, pos, need, rows, table = scan_members(r.data.obj, r.pos, n)
         r.scanned(code, pos, need)
         r.end()
-    raw = r.data.obj
-    out: list[MemberImage] = []
-    targets: list[int] = []
-    for name_at, name_len, flags, ttr_count, ud_at, ud_len, target, lo, count in rows.tolist():
-        name = bytes(raw[name_at : name_at + name_len]).decode("cp037")
-        userdata = bytes(raw[ud_at : ud_at + ud_len])
-        targets.append(target)
-        out.append(
-            MemberImage(
-                name, bool(flags & 1), ttr_count, userdata, None, BlockRun(table, lo, lo + count)
-            )
-        )
-    for m, t in zip(out, targets, strict=True):
-        if m.alias and t != _NO_TARGET:  # X'FFFFFFFF': an alias whose member is unknown
-            if t >= len(out) or out[t].alias:
-                raise FormatError(f"alias {m.name} points at entry {t}", where=where)
-            m.alias_of = out[t].name
-    return out
+    return MemberList(r.data.obj, rows, table, where)
+
+
+class MemberList(Sequence[MemberImage]):
+    """The entries of a members payload (:func:`decode_members`), read like a list of
+    :class:`MemberImage`, which are made only when someone indexes or iterates it.
+    The import's load reads the columns instead: ``entries`` (names, alias bits, TTR
+    counts and user data as :class:`EntryColumns`, TTRs zero), and per entry its
+    blocks ``lo .. lo+count-1`` of ``table`` and its alias ``target`` (entry index,
+    ``X'FFFFFFFF'`` when unknown)."""
+
+    def __init__(self, raw: bytes | np.ndarray, rows: np.ndarray, table: BlockTable, where: str):
+        (name_at, name_len, flags, ttr_count, ud_at, ud_len, target, lo, count) = rows.T
+        alias = (flags & 1).astype(bool)
+        linked = alias & (target != _NO_TARGET)
+        bad = linked & ((target >= len(rows)) | alias[np.minimum(target, len(rows) - 1)])
+        view = np.frombuffer(raw, dtype=np.uint8)
+        if bad.any():
+            i = int(np.argmax(bad))
+            name = bytes(view[name_at[i] : name_at[i] + name_len[i]]).decode("cp037")
+            raise FormatError(f"alias {name} points at entry {int(target[i])}", where=where)
+        self.entries = EntryColumns.gather(
+            view, name_at, name_len, np.zeros(len(rows), np.int64), alias, ttr_count, ud_at,
+            ud_len, where,
+        )  # fmt: skip
+        self.alias, self.target, self.lo, self.count = alias, target, lo, count
+        self.table = table
+        self._rows = rows  # names and user data are read from ``entries``: raw may be reused
+        self._images: list[MemberImage] | None = None
+
+    def _made(self) -> list[MemberImage]:
+        if self._images is None:
+            table, names, userdata = self.table, self.entries.names, self.entries.userdata
+            out = []
+            for i, (_at, name_len, flags, ttr_count, _ua, ud_len, _t, lo, count) in enumerate(
+                self._rows.tolist()
+            ):
+                out.append(
+                    MemberImage(
+                        names[i, :name_len].tobytes().decode("cp037"),
+                        bool(flags & 1),
+                        ttr_count,
+                        userdata[i, :ud_len].tobytes(),
+                        None,
+                        BlockRun(table, lo, lo + count),
+                    )
+                )
+            for m, t in zip(out, self.target.tolist(), strict=True):
+                if m.alias and t != _NO_TARGET:
+                    m.alias_of = out[t].name
+            self._images = out
+        return self._images
+
+    def aliases(self) -> list[tuple[str, str | None, bytes, int]]:
+        """(name, its member's name or None, user data, TTR count) of every alias."""
+        cols, out = self.entries, []
+        counts = cols.ttr_counts()
+        for i in np.flatnonzero(self.alias).tolist():
+            entry, t = cols.entry(i), int(self.target[i])
+            main = None if t == _NO_TARGET else cols.entry(t).name
+            out.append((entry.name, main, entry.userdata, int(counts[i])))
+        return out
+
+    def retable(self, table: BlockTable) -> None:
+        """Read the blocks through ``table`` (the same rows) from now on."""
+        self.table = table
+        for m in self._images or []:
+            m.blocks.table = table
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, i):
+        return self._made()[i]
+
+    def __iter__(self) -> Iterator[MemberImage]:
+        return iter(self._made())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return list(self) == list(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"MemberList({len(self)} members)"
 
 
 def decode_payload(kind: str, payload: bytes, where: str = "payload", size: int | None = None):
