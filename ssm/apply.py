@@ -71,7 +71,6 @@ from emulator.pds.directory import (
     NAME_LEN,
     EntryColumns,
     blocks_needed,
-    blocks_needed_for,
     name_to_bytes,
     validate_name,
 )
@@ -884,14 +883,9 @@ class _Run:
         unit = str(space.get("unit", "TRK")).upper()
         device = vol.device
         if _is_pds(dcb):
-            members = step.data or []
-            if isinstance(members, ops.MemberList):
-                needed = EntryColumns.join([members.entries]).blocks_needed()
-                recs = _Members.of_list(members).records(with_bytes=False)
-            else:
-                needed = blocks_needed_for({mi.name: len(mi.userdata) for mi in members})
-                runs = [ops.run_of(mi.blocks) for mi in members if not mi.alias]
-                recs = _records_of(runs, False)
+            members, aliases = _new_pds_members(step.data or [])
+            needed = EntryColumns.join([members.entries, _alias_columns(aliases)]).blocks_needed()
+            recs = members.records(with_bytes=False)
             dirblks = max(int(space.get("dirblks") or 0), needed, 1)
             tracks = _tracks_for(device, _with_directory(dirblks, recs))
             step.dirblks = dirblks
@@ -1346,21 +1340,7 @@ class _Run:
         if not po:
             io.write_blocks(vol, vol.dataset(op.dsname), step.blocks or [])
             return sum(len(d) for _, d in step.blocks or [])
-        images: Sequence[ops.MemberImage] = step.data or []
-        if isinstance(images, ops.MemberList):
-            members = _Members.of_list(images)
-            aliases = images.aliases()
-        else:
-            main = [mi for mi in images if not mi.alias]
-            members = _Members.of(
-                [mi.name for mi in main],
-                [mi.blocks for mi in main],
-                [mi.userdata for mi in main],
-                [mi.ttr_count for mi in main],
-            )
-            aliases = [
-                (mi.name, mi.alias_of, mi.userdata, mi.ttr_count) for mi in images if mi.alias
-            ]
+        members, aliases = _new_pds_members(step.data or [])
         edit = _DirectoryEdit(vol, op.dsname)
         written = _load_members(edit, members, aliases, fit=lambda n: self.fit(vol, op.dsname, n))
         edit.write()
@@ -1624,6 +1604,30 @@ class _Members:
         return _records_from(self.tables, self.lo, self.count, with_bytes)
 
 
+def _new_pds_members(
+    images: Sequence[ops.MemberImage],
+) -> tuple[_Members, list[tuple[str, str | None, bytes, int]]]:
+    """The main members of a new PDS's ``members`` payload as columns, and its aliases
+    (name, member, user data, TTR count)."""
+    if isinstance(images, ops.MemberList):
+        return _Members.of_list(images), images.aliases()
+    main = [mi for mi in images if not mi.alias]
+    members = _Members.of(
+        [mi.name for mi in main],
+        [mi.blocks for mi in main],
+        [mi.userdata for mi in main],
+        [mi.ttr_count for mi in main],
+    )
+    return members, [(mi.name, mi.alias_of, mi.userdata, mi.ttr_count) for mi in images if mi.alias]
+
+
+def _alias_columns(aliases: Sequence[tuple[str, str | None, bytes, int]]) -> EntryColumns:
+    """Directory entries of ``aliases`` (TTRs zero): what they take in a directory."""
+    return EntryColumns.of(
+        [DirEntry(name, (0, 0), True, count, userdata) for name, _t, userdata, count in aliases]
+    )
+
+
 def _relocatable(entries: EntryColumns, recs: _Records) -> np.ndarray:
     """Which members' source TTRs relocate their user data and note list: those that
     count user TTRs and whose blocks' TTRs are known (non-zero) and distinct."""
@@ -1857,9 +1861,7 @@ def _load_members(
     vol, pds, where = edit.vol, edit.pds, edit.where
     device = vol.device
     recs = members.records()
-    added = EntryColumns.of(
-        [DirEntry(name, (0, 0), True, count, userdata) for name, _t, userdata, count in aliases]
-    )
+    added = _alias_columns(aliases)
     for attempt in (0, 1):
         info = pds.info
         needed = EntryColumns.join([edit.columns(), members.entries, added]).blocks_needed()

@@ -15,7 +15,6 @@ from emulator.errors import ConflictError, FormatError
 from emulator.geometry import all_devices
 from emulator.image.check import check_track_image
 from emulator.kernels.tracks import build_tracks, first_bad_slot
-from emulator.pds.directory import DirEntry, blocks_needed, blocks_needed_for
 from emulator.track import build_track, parse_track
 from emulator.volume import Volume
 from ssm.basket import ops
@@ -210,11 +209,3 @@ def test_truncated_member_payload_is_a_format_error(cut):
     )
     with pytest.raises(FormatError, match="payload|count"):
         ops.decode_members(payload[:cut])
-
-
-def test_blocks_needed_for_equals_blocks_needed():
-    rnd = random.Random(5)
-    for n in (0, 1, 19, 21, 300):
-        lengths = {f"N{rnd.randrange(10**7):07d}": rnd.choice([0, 30, 40, 62]) for _ in range(n)}
-        entries = [DirEntry(name, (1, 1), userdata=bytes(u)) for name, u in lengths.items()]
-        assert blocks_needed_for(lengths) == blocks_needed(entries)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -518,14 +518,6 @@ def blocks_needed(entries: Sequence[DirEntry]) -> int:
     return _packing(keys, [e.size for e in entries]).blocks
 
 
-def blocks_needed_for(user_data_lengths: Mapping[str, int]) -> int:
-    """:func:`blocks_needed` for entries given as name -> user-data length (no entry
-    objects: an import sizes directories of thousands of new members)."""
-    keys = np.frombuffer(b"".join(map(name_to_bytes, user_data_lengths)), dtype=">u8")
-    sizes = [DIRENTRY_SIZE + n for n in user_data_lengths.values()]
-    return _packing(keys, sizes).blocks
-
-
 def build_blocks(entries: Sequence[DirEntry], nblocks: int) -> list[tuple[bytes, bytes]]:
     """Entries -> ``nblocks`` directory blocks ``(key, data)``, packed the way Hercules
     dasdload and IEBCOPY leave them: sorted by EBCDIC name, each block filled while the
@@ -619,7 +611,6 @@ __all__ = [
     "name_from_bytes",
     "user_ttr_offsets",
     "relocate_userdata",
-    "blocks_needed_for",
     "note_list_ref",
     "load_module_alias_name",
     "IspfStats",
