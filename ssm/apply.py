@@ -503,9 +503,9 @@ class _DirectoryEdit:
                 del self._entries[name]
         self.bulk = EntryColumns.join([entries])
 
-    def _find(self, name: str) -> DirEntry | None:
-        entry = self._entries.get(name)
-        if entry is None and self.bulk is not None:
+    def _find(self, name: str | None) -> DirEntry | None:
+        entry = self._entries.get(name) if name is not None else None
+        if entry is None and name is not None and self.bulk is not None:
             row = self.bulk.find(name)
             entry = None if row is None else self.bulk.entry(row)
         return entry

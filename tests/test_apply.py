@@ -692,6 +692,33 @@ def test_no_room_on_any_volume_is_refused_before_writing(world, tmp_path):
     assert leftovers(hot) == []
 
 
+def test_new_pds_with_an_alias_of_no_member_is_refused_and_rolled_back(world, tmp_path):
+    """An alias whose member the payload does not hold (X'FFFFFFFF') cannot be stored:
+    a clear error, and the targets as they were."""
+    hot = hot_site(world, tmp_path)
+    blocks = [ops.Block(0x000101, b"", b"x" * 80)]
+    members = [
+        ops.MemberImage("MAIN", False, 0, b"", None, blocks),
+        ops.MemberImage("ORPHAN", True, 0, b"", None),
+    ]
+    op = ops.Operation(
+        seq=0,
+        kind="dataset.create",
+        volser="USER01",
+        dsname="USER.ORPHAN.LOAD",
+        dcb={"dsorg": "PO", "recfm": "U", "lrecl": 0, "blksize": 6144, "keylen": 0},
+        space={"unit": "TRK", "primary": 2, "secondary": 1, "dirblks": 2},
+        after=DIGEST,
+        payload=0,
+    )
+    basket = basket_of(tmp_path / "orphan.basket", [op], [ops.encode_members(members)])
+    before = sha256s(hot)
+    with pytest.raises(EmulatorError, match="ORPHAN: member None does not exist"):
+        import_basket(basket, hot)
+    assert sha256s(hot) == before
+    assert leftovers(hot) == []
+
+
 def small_directory(path: Path, volser: str) -> list[bytes]:
     """A volume with a PDS whose one directory block is nearly full."""
     text = [f"LINE {i}".ljust(80).encode("cp037") for i in range(30)]
