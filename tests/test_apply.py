@@ -671,18 +671,27 @@ def basket_of(path: Path, operations: list[ops.Operation], payloads: list[bytes]
 DIGEST = "blake3:" + "ab" * 32
 
 
-def test_no_room_on_any_volume_is_refused_before_writing(world, tmp_path):
-    hot = hot_site(world, tmp_path)
-    records = [bytes([i % 256]) * 80 for i in range(60_000)]  # 4.8 MB: more than a volume
-    op = ops.Operation(
+def create_op(dsname: str, dcb: dict, space: dict) -> ops.Operation:
+    """A basket's first operation: create ``dsname`` on USER01 from payload 0."""
+    return ops.Operation(
         seq=0,
         kind="dataset.create",
         volser="USER01",
-        dsname="USER.HUGE",
-        dcb={"dsorg": "PS", "recfm": "FB", "lrecl": 80, "blksize": 27920, "keylen": 0},
-        space={"unit": "TRK", "primary": 1, "secondary": 1, "dirblks": 0},
+        dsname=dsname,
+        dcb=dcb,
+        space=space,
         after=DIGEST,
         payload=0,
+    )
+
+
+def test_no_room_on_any_volume_is_refused_before_writing(world, tmp_path):
+    hot = hot_site(world, tmp_path)
+    records = [bytes([i % 256]) * 80 for i in range(60_000)]  # 4.8 MB: more than a volume
+    op = create_op(
+        "USER.HUGE",
+        {"dsorg": "PS", "recfm": "FB", "lrecl": 80, "blksize": 27920, "keylen": 0},
+        {"unit": "TRK", "primary": 1, "secondary": 1, "dirblks": 0},
     )
     basket = basket_of(tmp_path / "huge.basket", [op], [ops.encode_records(records)])
     before = sha256s(hot)
@@ -701,15 +710,10 @@ def test_new_pds_with_an_alias_of_no_member_is_refused_and_rolled_back(world, tm
         ops.MemberImage("MAIN", False, 0, b"", None, blocks),
         ops.MemberImage("ORPHAN", True, 0, b"", None),
     ]
-    op = ops.Operation(
-        seq=0,
-        kind="dataset.create",
-        volser="USER01",
-        dsname="USER.ORPHAN.LOAD",
-        dcb={"dsorg": "PO", "recfm": "U", "lrecl": 0, "blksize": 6144, "keylen": 0},
-        space={"unit": "TRK", "primary": 2, "secondary": 1, "dirblks": 2},
-        after=DIGEST,
-        payload=0,
+    op = create_op(
+        "USER.ORPHAN.LOAD",
+        {"dsorg": "PO", "recfm": "U", "lrecl": 0, "blksize": 6144, "keylen": 0},
+        {"unit": "TRK", "primary": 2, "secondary": 1, "dirblks": 2},
     )
     basket = basket_of(tmp_path / "orphan.basket", [op], [ops.encode_members(members)])
     before = sha256s(hot)
