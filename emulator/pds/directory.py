@@ -342,6 +342,8 @@ class EntryColumns:
     c: np.ndarray
     userdata: np.ndarray
 
+    _FIELDS = ("names", "ttr", "c", "userdata")
+
     def __len__(self) -> int:
         return len(self.ttr)
 
@@ -381,12 +383,15 @@ class EntryColumns:
             name = bytes(raw[a : a + n]).decode(NAME_CODEPAGE)
             if bad_name[i]:
                 raise FormatError(f"member name {name!r} is not 1-8 characters", where=where)
-            DirEntry(  # raises the entry's own message
-                name,
-                (int(ttr[i]) >> 8, int(ttr[i]) & 0xFF),
-                ttr_count=int(ttr_count[i]),
-                userdata=bytes(int(userdata_len[i])),
-            )
+            try:
+                DirEntry(  # raises the entry's own message
+                    name,
+                    (int(ttr[i]) >> 8, int(ttr[i]) & 0xFF),
+                    ttr_count=int(ttr_count[i]),
+                    userdata=bytes(int(userdata_len[i])),
+                )
+            except FormatError as exc:
+                raise exc.located(where=where) from None
         names = _rows(raw, name_at, name_len, NAME_LEN, BLANK)
         c = (
             np.where(np.asarray(alias, dtype=bool), C_ALIAS, 0)
@@ -423,8 +428,6 @@ class EntryColumns:
         if len(last) == len(keys):
             return cols
         return cols.take(np.sort(len(keys) - 1 - last))
-
-    _FIELDS = ("names", "ttr", "c", "userdata")
 
     def take(self, rows: np.ndarray) -> EntryColumns:
         return EntryColumns(*(getattr(self, f)[rows] for f in self._FIELDS))
