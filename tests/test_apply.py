@@ -106,6 +106,16 @@ def leftovers(paths) -> list[str]:
     ]
 
 
+def refused_untouched(basket, hot, error: type[Exception], match: str) -> None:
+    """Importing ``basket`` raises ``error``, and the targets are as they were, with no
+    intent or backout file left."""
+    before = sha256s(hot)
+    with pytest.raises(error, match=match):
+        import_basket(basket, hot)
+    assert sha256s(hot) == before
+    assert leftovers(hot) == []
+
+
 # -- the day's basket -----------------------------------------------------------------
 def test_import_brings_hot_site_to_production(world, tmp_path):
     hot = hot_site(world, tmp_path)
@@ -694,11 +704,7 @@ def test_no_room_on_any_volume_is_refused_before_writing(world, tmp_path):
         {"unit": "TRK", "primary": 1, "secondary": 1, "dirblks": 0},
     )
     basket = basket_of(tmp_path / "huge.basket", [op], [ops.encode_records(records)])
-    before = sha256s(hot)
-    with pytest.raises(SpaceError, match="refused before writing"):
-        import_basket(basket, hot)
-    assert sha256s(hot) == before
-    assert leftovers(hot) == []
+    refused_untouched(basket, hot, SpaceError, "refused before writing")
 
 
 def test_new_pds_with_an_alias_of_no_member_is_refused_and_rolled_back(world, tmp_path):
@@ -716,11 +722,7 @@ def test_new_pds_with_an_alias_of_no_member_is_refused_and_rolled_back(world, tm
         {"unit": "TRK", "primary": 2, "secondary": 1, "dirblks": 2},
     )
     basket = basket_of(tmp_path / "orphan.basket", [op], [ops.encode_members(members)])
-    before = sha256s(hot)
-    with pytest.raises(EmulatorError, match="ORPHAN: member None does not exist"):
-        import_basket(basket, hot)
-    assert sha256s(hot) == before
-    assert leftovers(hot) == []
+    refused_untouched(basket, hot, EmulatorError, "ORPHAN: member None does not exist")
 
 
 def small_directory(path: Path, volser: str) -> list[bytes]:
