@@ -65,10 +65,28 @@ class BlockTable(NamedTuple):
         return Block(int(self.ttr[i]), self.payload[k : k + kl], self.payload[d : d + dl])
 
 
-class BlockRun(Sequence[Block]):
+class ListView(Sequence):
+    """A sequence made on demand from a payload's columns that compares equal to a list
+    of the same items (so decoded payloads compare like the lists they were encoded
+    from); ``noun`` names its items in its repr."""
+
+    __slots__ = ()
+    noun = "items"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return list(self) == list(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self)} {self.noun})"
+
+
+class BlockRun(ListView, Sequence[Block]):
     """Blocks ``lo .. hi-1`` of a :class:`BlockTable`, read like a list of ``Block``."""
 
     __slots__ = ("table", "lo", "hi")
+    noun = "blocks"
 
     def __init__(self, table: BlockTable, lo: int, hi: int):
         self.table, self.lo, self.hi = table, lo, hi
@@ -92,14 +110,6 @@ class BlockRun(Sequence[Block]):
     def __iter__(self) -> Iterator[Block]:
         block = self.table.block
         return (block(j) for j in range(self.lo, self.hi))
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
-            return list(self) == list(other)
-        return NotImplemented
-
-    def __repr__(self) -> str:
-        return f"BlockRun({len(self)} blocks)"
 
 
 def run_of(blocks: Sequence[Block]) -> BlockRun:

@@ -34,6 +34,7 @@ from ssm.basket.blocks import (
     Block,
     BlockRun,
     BlockTable,
+    ListView,
     run_of,
     scan_blocks,
     scan_members,
@@ -655,13 +656,15 @@ def decode_members(
     return MemberList(r.data.obj, rows, table, where)
 
 
-class MemberList(Sequence[MemberImage]):
+class MemberList(ListView, Sequence[MemberImage]):
     """The entries of a members payload (:func:`decode_members`), read like a list of
     :class:`MemberImage`, which are made only when someone indexes or iterates it.
     The import's load reads the columns instead: ``entries`` (names, alias bits, TTR
     counts and user data as :class:`EntryColumns`, TTRs zero), and per entry its
     blocks ``lo .. lo+count-1`` of ``table`` and its alias ``target`` (entry index,
     ``X'FFFFFFFF'`` when unknown)."""
+
+    noun = "members"
 
     def __init__(self, raw: bytes | np.ndarray, rows: np.ndarray, table: BlockTable, where: str):
         (name_at, name_len, flags, ttr_count, ud_at, ud_len, target, lo, count) = rows.T
@@ -729,14 +732,6 @@ class MemberList(Sequence[MemberImage]):
 
     def __iter__(self) -> Iterator[MemberImage]:
         return iter(self._made())
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
-            return list(self) == list(other)
-        return NotImplemented
-
-    def __repr__(self) -> str:
-        return f"MemberList({len(self)} members)"
 
 
 def decode_payload(kind: str, payload: bytes, where: str = "payload", size: int | None = None):
