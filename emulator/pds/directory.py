@@ -515,10 +515,15 @@ def _rows(
     return out
 
 
+def _packing_of(entries: Sequence[DirEntry]) -> _Packing:
+    """:func:`_packing` of entry objects (names as keys, as :meth:`EntryColumns.keys`)."""
+    keys = np.frombuffer(b"".join(e.name_bytes for e in entries), dtype=">u8")
+    return _packing(keys, [e.size for e in entries])
+
+
 def blocks_needed(entries: Sequence[DirEntry]) -> int:
     """Directory blocks the entries (and the end marker) take when packed."""
-    keys = np.frombuffer(b"".join(e.name_bytes for e in entries), dtype=">u8")
-    return _packing(keys, [e.size for e in entries]).blocks
+    return _packing_of(entries).blocks
 
 
 def build_blocks(entries: Sequence[DirEntry], nblocks: int) -> list[tuple[bytes, bytes]]:
@@ -547,8 +552,7 @@ def nobdb(entries: Sequence[DirEntry], nblocks: int) -> int:
     value is kept modulo 256 as dasdload's byte assignment would (unconfirmed: no such
     directory has been seen).
     """
-    keys = np.frombuffer(b"".join(e.name_bytes for e in entries), dtype=">u8")
-    pk = _packing(keys, [e.size for e in entries])
+    pk = _packing_of(entries)
     if pk.blocks > nblocks:
         raise SpaceError(f"directory full: {nblocks} blocks, need {pk.blocks}")
     return (pk.end_at + DIRENTRY_SIZE) & 0xFF
